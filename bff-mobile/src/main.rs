@@ -1,0 +1,5 @@
+//! The `bff-mobile` binary: everything is in the library and in bff-core.
+
+fn main() -> std::process::ExitCode {
+    bff_core::run::main(bff_mobile::SPEC)
+}

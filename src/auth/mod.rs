@@ -1,0 +1,12 @@
+//! JWT authentication: key pinning, claim validation, the `Authenticated` extractor.
+//!
+//! [`JwtVerifier`] is built once from config. The [`authenticate`]
+//! middleware guards every authenticated route and puts [`Authenticated`]
+//! in the request's extensions, where handlers (and the rate limiter, which
+//! keys by subject) find it.
+
+mod middleware;
+mod verifier;
+
+pub use middleware::{Authenticated, authenticate};
+pub use verifier::{AuthError, Claims, JwtVerifier};

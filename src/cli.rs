@@ -1,0 +1,79 @@
+//! Command-line flags shared by every BFF binary.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What the binary was asked to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    /// `--config PATH`: a TOML file layered over the BFF's defaults.
+    pub config: Option<PathBuf>,
+    /// `--demo`: start built-in upstreams and print a development token.
+    pub demo: bool,
+    /// `--help`.
+    pub help: bool,
+}
+
+/// The usage text, for `--help` and for flag errors.
+pub fn usage(name: &str) -> String {
+    format!(
+        "usage: {name} [--config PATH] [--demo]\n\n\
+         --config PATH  TOML file over the built-in defaults; BFF_* environment\n\
+         \x20              variables override both (BFF_UPSTREAMS__ORDERS__URL = upstreams.orders.url)\n\
+         --demo         start built-in upstreams with seeded data and print a token\n\
+         --help         this text\n"
+    )
+}
+
+impl Args {
+    /// Parses the flags after the program name.
+    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Self, String> {
+        let mut parsed = Args::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let arg = arg
+                .into_string()
+                .map_err(|a| format!("argument {a:?} is not UTF-8"))?;
+            match arg.as_str() {
+                "--demo" => parsed.demo = true,
+                "--help" | "-h" => parsed.help = true,
+                "--config" => {
+                    let path = args.next().ok_or("--config needs a path")?;
+                    parsed.config = Some(PathBuf::from(path));
+                }
+                other => match other.strip_prefix("--config=") {
+                    Some(path) => parsed.config = Some(PathBuf::from(path)),
+                    None => return Err(format!("unknown argument `{other}`")),
+                },
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn flags_parse() {
+        assert_eq!(
+            parse(&["--config", "a.toml", "--demo"]),
+            Ok(Args {
+                config: Some("a.toml".into()),
+                demo: true,
+                help: false
+            })
+        );
+        assert_eq!(
+            parse(&["--config=b.toml"]).map(|a| a.config),
+            Ok(Some("b.toml".into()))
+        );
+        assert!(parse(&["--config"]).is_err());
+        assert!(parse(&["--verbose"]).is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! The dashboard fan-out: profile, recent orders and notifications at once.
+
+use super::{Degraded, optional};
+use crate::upstream::notifications::NotificationsPage;
+use crate::upstream::orders::Order;
+use crate::upstream::users::User;
+use crate::upstream::{Caller, UpstreamError, Upstreams};
+
+/// How much of each part a BFF wants.
+#[derive(Debug, Clone, Copy)]
+pub struct DashboardWanted {
+    /// Newest orders to fetch.
+    pub orders: u32,
+    /// Newest notifications to fetch (the unread count comes regardless).
+    pub notifications: u32,
+}
+
+/// The caller's dashboard, before a BFF shapes it.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    /// Required: without it there is no dashboard.
+    pub profile: User,
+    /// Optional: `None` when the order service failed.
+    pub recent_orders: Option<Vec<Order>>,
+    /// Optional: `None` when the notification service failed.
+    pub notifications: Option<NotificationsPage>,
+    /// The optional parts that failed, in source order.
+    pub degraded: Vec<Degraded>,
+}
+
+/// Fetches the three parts concurrently: the reply costs the slowest call,
+/// not the sum. The profile is required, orders and notifications optional.
+pub async fn dashboard(
+    upstreams: &Upstreams,
+    caller: &Caller,
+    wanted: DashboardWanted,
+) -> Result<Dashboard, UpstreamError> {
+    let user_id = caller.user_id();
+    let (profile, orders, notifications) = tokio::join!(
+        upstreams.users.get(caller, user_id),
+        upstreams
+            .orders
+            .list_for_user(caller, user_id, wanted.orders, None),
+        upstreams
+            .notifications
+            .list_for_user(caller, user_id, wanted.notifications, false),
+    );
+    let profile = profile?;
+    let mut degraded = Vec::new();
+    let recent_orders = optional(orders, &mut degraded).map(|mut page| {
+        page.orders.truncate(wanted.orders as usize);
+        page.orders
+    });
+    let notifications = optional(notifications, &mut degraded).map(|mut page| {
+        page.notifications.truncate(wanted.notifications as usize);
+        page
+    });
+    Ok(Dashboard {
+        profile,
+        recent_orders,
+        notifications,
+        degraded,
+    })
+}

@@ -1,0 +1,55 @@
+//! Placing an order: validated here, sent once upstream with the client's key.
+
+use crate::error::ApiError;
+use crate::upstream::orders::{NewOrderLine, PlacedOrder};
+use crate::upstream::{Caller, Upstreams};
+
+/// Most lines one order may have.
+pub const MAX_LINES: usize = 100;
+/// Most units of one line.
+pub const MAX_QUANTITY: i64 = 10_000;
+/// Longest SKU accepted.
+pub const MAX_SKU_LEN: usize = 64;
+
+/// Checks the lines before anything is sent, so a bad order costs no
+/// upstream call and gets a precise message.
+pub fn validate_lines(lines: &[NewOrderLine]) -> Result<(), ApiError> {
+    if lines.is_empty() {
+        return Err(ApiError::BadRequest(
+            "`items` must list at least one item".into(),
+        ));
+    }
+    if lines.len() > MAX_LINES {
+        return Err(ApiError::BadRequest(
+            format!("`items` may list at most {MAX_LINES} items").into(),
+        ));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if line.sku.is_empty() || line.sku.len() > MAX_SKU_LEN {
+            return Err(ApiError::BadRequest(
+                format!("`items[{i}].sku` must be 1 to {MAX_SKU_LEN} characters").into(),
+            ));
+        }
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            return Err(ApiError::BadRequest(
+                format!("`items[{i}].quantity` must be between 1 and {MAX_QUANTITY}").into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Places the order for the caller. Sent exactly once; a client that did not
+/// get an answer retries with the same key and gets the same order.
+pub async fn place_order(
+    upstreams: &Upstreams,
+    caller: &Caller,
+    idempotency_key: &str,
+    lines: Vec<NewOrderLine>,
+) -> Result<PlacedOrder, ApiError> {
+    validate_lines(&lines)?;
+    Ok(upstreams
+        .orders
+        .place(caller, idempotency_key, lines)
+        .await?)
+}

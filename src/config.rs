@@ -1,0 +1,440 @@
+//! Typed configuration: TOML file, environment overrides, validation at start.
+//!
+//! Layers, later wins: the struct defaults below, the BFF's own embedded
+//! defaults (its `bff-*.toml`), the file named by `--config`, then every
+//! `BFF_`-prefixed environment variable (`BFF_UPSTREAMS__ORDERS__URL` is
+//! `upstreams.orders.url`). Unknown keys are errors, not silently ignored,
+//! and every error names the key, so a typo never starts a half-configured
+//! gateway.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use url::Url;
+
+/// The environment variable prefix for every key.
+pub const ENV_PREFIX: &str = "BFF_";
+
+/// A configuration problem, naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("{0}")]
+    Several(String),
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret string: usable, but never printed by `Debug` or in an error.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One BFF's whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the BFF listens on.
+    pub listen: SocketAddr,
+    /// The upstream services and how every call to them is bounded.
+    pub upstreams: UpstreamsConfig,
+    /// How bearer tokens are verified.
+    pub auth: AuthConfig,
+    /// The per-subject quota of this BFF.
+    pub rate_limit: RateLimitConfig,
+    /// Limits of the BFF's own HTTP server.
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            upstreams: UpstreamsConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// `all` holds the defaults every upstream inherits; each named upstream
+/// sets its URL and may override them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamsConfig {
+    pub all: UpstreamDefaults,
+    pub users: UpstreamConfig,
+    pub orders: UpstreamConfig,
+    pub notifications: UpstreamConfig,
+}
+
+/// Settings shared by every upstream call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamDefaults {
+    /// Total time for one call, from sending to the last body byte.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Time to establish a TCP (and TLS) connection; shared by all upstreams.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Largest reply body accepted; a larger one is a bad response.
+    pub max_response_bytes: usize,
+    /// Idle pooled connections kept per upstream host.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for UpstreamDefaults {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(800),
+            connect_timeout: Duration::from_millis(250),
+            max_response_bytes: 1024 * 1024,
+            pool_max_idle_per_host: 64,
+            pool_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One named upstream service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Base URL, `http` or `https`; required.
+    pub url: Option<Url>,
+    /// Overrides `upstreams.all.timeout`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Overrides `upstreams.all.max_response_bytes`.
+    pub max_response_bytes: Option<usize>,
+}
+
+/// Token verification. Exactly one of `hs256_secret` and `public_key_pem`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HMAC secret for HS256 tokens, at least 32 bytes (RFC 7518 §3.2).
+    pub hs256_secret: Option<Secret>,
+    /// PEM public key; its type pins the algorithm (RSA: RS256, P-256:
+    /// ES256, P-384: ES384, Ed25519: EdDSA).
+    pub public_key_pem: Option<Secret>,
+    /// When set, tokens must carry exactly this `iss`.
+    pub issuer: Option<String>,
+    /// When set, tokens must carry this `aud`.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Tokens longer than this are refused before any decoding.
+    pub max_token_bytes: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            public_key_pem: None,
+            issuer: None,
+            audience: None,
+            leeway: Duration::from_secs(30),
+            max_token_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// A GCRA quota per subject (per client IP where no subject is known).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second.
+    pub per_second: NonZeroU32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: NonZeroU32,
+    /// How often idle keys are dropped, which bounds the limiter's memory.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_second: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            prune_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The BFF's own HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted (bytes); larger is `413`.
+    pub body_limit: usize,
+    /// Whole-request deadline, reading the body included; past it `408`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Where configuration comes from, in the order the layers apply.
+#[derive(Debug, Default)]
+pub struct ConfigSources<'a> {
+    /// The BFF's own defaults (its embedded `bff-*.toml`).
+    pub defaults_toml: &'a str,
+    /// The file named by `--config`.
+    pub file: Option<&'a Path>,
+    /// Whether `BFF_*` environment variables apply (off in tests).
+    pub env: bool,
+    /// Applied last: what `--demo` (or a test) forces.
+    pub overrides_toml: Option<&'a str>,
+}
+
+impl Config {
+    /// Loads and validates. Every error names the key it is about.
+    pub fn load(sources: &ConfigSources<'_>) -> Result<Self, ConfigError> {
+        let config = Self::load_unvalidated(sources)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads without [`Self::validate`], for callers that fill in keys
+    /// themselves (the demo's upstream URLs) before validating.
+    pub fn load_unvalidated(sources: &ConfigSources<'_>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::string(sources.defaults_toml));
+        if let Some(path) = sources.file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        if sources.env {
+            figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        }
+        if let Some(overrides) = sources.overrides_toml {
+            figment = figment.merge(Toml::string(overrides));
+        }
+        figment.extract().map_err(describe_figment_error)
+    }
+
+    /// Checks what types alone cannot: required keys and sane values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, upstream) in self.upstreams.named() {
+            let key = format!("upstreams.{name}.url");
+            let url = upstream
+                .url
+                .as_ref()
+                .ok_or_else(|| ConfigError::invalid(&key, "is required"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+                return Err(ConfigError::invalid(&key, "must be an http or https URL"));
+            }
+            if upstream.timeout.is_some_and(|t| t.is_zero()) {
+                return Err(ConfigError::invalid(
+                    &format!("upstreams.{name}.timeout"),
+                    "must be above zero",
+                ));
+            }
+        }
+        if self.upstreams.all.timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "upstreams.all.timeout",
+                "must be above zero",
+            ));
+        }
+        self.auth.validate()?;
+        if self.http.body_limit == 0 {
+            return Err(ConfigError::invalid(
+                "http.body_limit",
+                "must be above zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl UpstreamsConfig {
+    /// The named upstreams with their config keys.
+    pub fn named(&self) -> [(&'static str, &UpstreamConfig); 3] {
+        [
+            ("users", &self.users),
+            ("orders", &self.orders),
+            ("notifications", &self.notifications),
+        ]
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.hs256_secret, &self.public_key_pem) {
+            (None, None) => Err(ConfigError::invalid(
+                "auth.hs256_secret",
+                "is required (or set auth.public_key_pem instead)",
+            )),
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "auth.public_key_pem",
+                "cannot be set together with auth.hs256_secret; pick one key",
+            )),
+            (Some(secret), None) if secret.expose().len() < 32 => Err(ConfigError::invalid(
+                "auth.hs256_secret",
+                "must be at least 32 bytes (RFC 7518 section 3.2)",
+            )),
+            _ if self.max_token_bytes < 64 => Err(ConfigError::invalid(
+                "auth.max_token_bytes",
+                "must be at least 64",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Turns figment's errors into lines that each name the full key and where
+/// the value came from. Values are not echoed: a mistyped secret stays secret.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let mut path = e.path.clone();
+            let what = match &e.kind {
+                figment::error::Kind::UnknownField(field, _) => {
+                    path.push(field.clone());
+                    "is not a known key".to_owned()
+                }
+                figment::error::Kind::MissingField(field) => {
+                    path.push(field.to_string());
+                    "is required".to_owned()
+                }
+                figment::error::Kind::InvalidType(_, expected) => {
+                    format!("has the wrong type; expected {expected}")
+                }
+                figment::error::Kind::InvalidValue(_, expected) => {
+                    format!("has an invalid value; expected {expected}")
+                }
+                other => other.to_string(),
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|md| match (&md.source, e.profile.as_ref()) {
+                    (Some(source), _) => format!(" (from {source})"),
+                    (None, Some(profile)) if md.name.contains("environment") => {
+                        format!(" (from {})", md.interpolate(profile, &path))
+                    }
+                    (None, _) => format!(" (from {})", md.name),
+                })
+                .unwrap_or_default();
+            format!("config key `{}`: {what}{origin}", path.join("."))
+        })
+        .collect();
+    ConfigError::Several(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [upstreams.users]
+        url = "http://127.0.0.1:9001"
+        [upstreams.orders]
+        url = "http://127.0.0.1:9002"
+        timeout = "300ms"
+        [upstreams.notifications]
+        url = "http://127.0.0.1:9003"
+        [auth]
+        hs256_secret = "0123456789abcdef0123456789abcdef"
+    "#;
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        Config::load(&ConfigSources {
+            defaults_toml: GOOD,
+            overrides_toml: Some(extra),
+            ..ConfigSources::default()
+        })
+    }
+
+    #[test]
+    fn human_durations_and_overrides_apply() {
+        let config = load("[upstreams.all]\ntimeout = \"2s\"").expect("valid config");
+        assert_eq!(config.upstreams.all.timeout, Duration::from_secs(2));
+        assert_eq!(
+            config.upstreams.orders.timeout,
+            Some(Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("[upstreams.orders]\nurll = \"x\"").expect_err("unknown key");
+        assert!(err.to_string().contains("upstreams.orders.urll"), "{err}");
+    }
+
+    #[test]
+    fn bad_url_is_named() {
+        let err = load("[upstreams.users]\nurl = \"not a url\"").expect_err("bad url");
+        assert!(err.to_string().contains("upstreams.users.url"), "{err}");
+        let err = load("[upstreams.users]\nurl = \"ftp://x/\"").expect_err("bad scheme");
+        assert!(err.to_string().contains("upstreams.users.url"), "{err}");
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_echoing_it() {
+        let err = load("[auth]\nhs256_secret = \"hunter2\"").expect_err("short secret");
+        let text = err.to_string();
+        assert!(text.contains("auth.hs256_secret"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let config = load("").expect("valid config");
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,169 @@
+//! Switchable faults and call recording for the demo services.
+//!
+//! Tests (and anyone poking at `--demo`) flip a service's [`Fault`] and read
+//! back what the service saw: how many calls, with which headers, and how
+//! many were in flight at once across all three services.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::upstream::Service;
+
+/// Requests kept per service for inspection.
+const RECORDED_LIMIT: usize = 512;
+
+/// What a service does to each request until changed.
+#[derive(Debug, Clone, Default)]
+pub struct Fault {
+    /// Wait this long before answering.
+    pub delay: Duration,
+    /// Answer with this status (and a contract error body) instead.
+    pub status: Option<StatusCode>,
+    /// Answer 200 with a body that is not valid JSON.
+    pub malformed_body: bool,
+}
+
+/// One request as a service received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: Method,
+    /// Path and query.
+    pub target: String,
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug, Default)]
+struct ServiceState {
+    fault: Mutex<Fault>,
+    calls: AtomicUsize,
+    recorded: Mutex<VecDeque<RecordedRequest>>,
+}
+
+/// The control panel of the three demo services.
+#[derive(Debug, Default)]
+pub struct Control {
+    users: ServiceState,
+    orders: ServiceState,
+    notifications: ServiceState,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl Control {
+    fn state(&self, service: Service) -> &ServiceState {
+        match service {
+            Service::Users => &self.users,
+            Service::Orders => &self.orders,
+            Service::Notifications => &self.notifications,
+        }
+    }
+
+    pub fn set_fault(&self, service: Service, fault: Fault) {
+        *self
+            .state(service)
+            .fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Calls the service received since start.
+    pub fn calls(&self, service: Service) -> usize {
+        self.state(service).calls.load(Ordering::SeqCst)
+    }
+
+    /// The most recent requests the service received, oldest first.
+    pub fn requests(&self, service: Service) -> Vec<RecordedRequest> {
+        let recorded = self
+            .state(service)
+            .recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recorded.iter().cloned().collect()
+    }
+
+    /// The most requests in flight at once, across all three services.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    fn record(&self, service: Service, request: &Request) -> Fault {
+        let state = self.state(service);
+        state.calls.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut recorded = state
+                .recorded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if recorded.len() == RECORDED_LIMIT {
+                recorded.pop_front();
+            }
+            recorded.push_back(RecordedRequest {
+                method: request.method().clone(),
+                target: request
+                    .uri()
+                    .path_and_query()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                headers: request.headers().clone(),
+            });
+        }
+        state
+            .fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Decrements the in-flight gauge however the request ends (even cancelled).
+struct InFlight<'a>(&'a Control);
+
+impl<'a> InFlight<'a> {
+    fn enter(control: &'a Control) -> Self {
+        let now = control.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        control.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(control)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Middleware on each demo service: records the call, then applies its fault.
+pub async fn apply_faults(
+    State((control, service)): State<(Arc<Control>, Service)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let fault = control.record(service, &request);
+    let _in_flight = InFlight::enter(&control);
+    if !fault.delay.is_zero() {
+        tokio::time::sleep(fault.delay).await;
+    }
+    if let Some(status) = fault.status {
+        let body = serde_json::json!({"error": {"code": "injected", "message": "injected fault"}});
+        return (status, axum::Json(body)).into_response();
+    }
+    let response = next.run(request).await;
+    if fault.malformed_body {
+        let (mut parts, _) = response.into_parts();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(r#"{"orders": [{"id": "o1", "#));
+    }
+    response
+}

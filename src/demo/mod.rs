@@ -1,0 +1,110 @@
+//! Built-in upstream services that follow the contracts, for `--demo` and the tests.
+//!
+//! Each service listens on its own ephemeral loopback port, serves seeded
+//! data ([`data`]), and can be told to misbehave ([`control::Fault`]).
+
+pub mod control;
+pub mod data;
+mod services;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use control::{Control, Fault, RecordedRequest};
+pub use services::Store;
+
+use url::Url;
+
+use crate::config::Config;
+use crate::upstream::Service;
+
+/// The three running demo services. Dropping this stops them.
+#[derive(Debug)]
+pub struct DemoUpstreams {
+    users: SocketAddr,
+    orders: SocketAddr,
+    notifications: SocketAddr,
+    control: Arc<Control>,
+    store: Arc<Store>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DemoUpstreams {
+    /// Starts the three services on `127.0.0.1:0`.
+    pub async fn start() -> std::io::Result<Self> {
+        let control = Arc::new(Control::default());
+        let store = Arc::new(Store::seeded());
+        let mut tasks = Vec::with_capacity(3);
+        let mut spawn = async |service: Service, router: Router| {
+            let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+            let addr = listener.local_addr()?;
+            let app = router.layer(from_fn_with_state(
+                (control.clone(), service),
+                control::apply_faults,
+            ));
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(%service, %error, "demo upstream stopped");
+                }
+            }));
+            Ok::<_, std::io::Error>(addr)
+        };
+        let users = spawn(Service::Users, services::users_router(store.clone())).await?;
+        let orders = spawn(Service::Orders, services::orders_router(store.clone())).await?;
+        let notifications = spawn(
+            Service::Notifications,
+            services::notifications_router(store.clone()),
+        )
+        .await?;
+        Ok(Self {
+            users,
+            orders,
+            notifications,
+            control,
+            store,
+            tasks,
+        })
+    }
+
+    /// The base URL of one service.
+    pub fn url(&self, service: Service) -> String {
+        let addr = match service {
+            Service::Users => self.users,
+            Service::Orders => self.orders,
+            Service::Notifications => self.notifications,
+        };
+        format!("http://{addr}")
+    }
+
+    /// Points a BFF's config at these services.
+    pub fn point_config_at_self(&self, config: &mut Config) {
+        let url = |addr: SocketAddr| Url::parse(&format!("http://{addr}")).ok();
+        config.upstreams.users.url = url(self.users);
+        config.upstreams.orders.url = url(self.orders);
+        config.upstreams.notifications.url = url(self.notifications);
+    }
+
+    /// Faults, call counts and recorded requests.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// The services' data.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Drop for DemoUpstreams {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

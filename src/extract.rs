@@ -1,0 +1,103 @@
+//! Request extractors shared by the BFFs' handlers (JSON body, idempotency key, caller).
+//!
+//! Each rejects with an [`ApiError`], so a malformed request gets the
+//! contract's error body like everything else. Extractors run in argument
+//! order, which puts cheap checks (scope, headers) before the body is read.
+
+use std::marker::PhantomData;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::request_context::RequestContext;
+use crate::upstream::Caller;
+
+/// A JSON body whose rejections are contract errors (`400`, `413`).
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadRequest(
+                "the body must be JSON with `Content-Type: application/json`".into(),
+            ),
+            _ => ApiError::BadRequest(rejection.body_text().into()),
+        }
+    }
+}
+
+/// An OAuth scope a route requires.
+pub trait Scope {
+    const NAME: &'static str;
+}
+
+/// Scope to place orders.
+#[derive(Debug)]
+pub struct OrdersWrite;
+
+impl Scope for OrdersWrite {
+    const NAME: &'static str = "orders:write";
+}
+
+/// Refuses with `403` unless the token carries scope `S`.
+#[derive(Debug)]
+pub struct RequireScope<S>(PhantomData<S>);
+
+impl<S: Scope, St: Send + Sync> FromRequestParts<St> for RequireScope<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        if auth.claims.has_scope(S::NAME) {
+            Ok(Self(PhantomData))
+        } else {
+            Err(ApiError::Forbidden { scope: S::NAME })
+        }
+    }
+}
+
+/// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get("idempotency-key")
+            .ok_or(ApiError::BadRequest(
+                "the `Idempotency-Key` header is required".into(),
+            ))?;
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
+            return Err(ApiError::BadRequest(
+                "`Idempotency-Key` must be 1 to 255 visible ASCII characters".into(),
+            ));
+        }
+        Ok(Self(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
+impl<St: Send + Sync> FromRequestParts<St> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        let ctx = parts
+            .extensions
+            .get::<RequestContext>()
+            .ok_or(ApiError::Internal("request context missing".into()))?;
+        Caller::new(ctx, auth.claims.subject.clone(), auth.authorization.clone()).ok_or(
+            ApiError::Internal("subject is not a valid header value".into()),
+        )
+    }
+}

@@ -1,0 +1,36 @@
+//! bff-core: every mechanism a Backend-for-Frontend needs, shared by each BFF binary.
+//!
+//! A BFF crate is composition only: its routes, its response shapes, its
+//! default config. Everything that authenticates, limits, calls upstreams,
+//! composes replies or renders errors lives here, so both teams get the same
+//! guarantees without copying code.
+
+/// JWT authentication: key pinning, claim validation, the `Authenticated` extractor.
+pub mod auth;
+/// Command-line flags shared by every BFF binary.
+pub mod cli;
+/// Composition: concurrent fan-out over upstream clients with a partial-failure policy.
+pub mod compose;
+/// Typed configuration: TOML file, environment overrides, validation at start.
+pub mod config;
+/// Built-in upstream services that follow the contracts, for `--demo` and the tests.
+pub mod demo;
+/// The one place where failures become the contract's JSON error body.
+pub mod error;
+/// Request extractors shared by the BFFs' handlers (JSON body, idempotency key, caller).
+pub mod extract;
+/// Per-subject (or per-IP) rate limiting with `governor` and the RateLimit headers.
+pub mod rate_limit;
+/// Request id and W3C trace context: kept from the client or started here.
+pub mod request_context;
+/// REST handlers that every BFF mounts unchanged (`POST /orders`).
+pub mod rest;
+/// Starting a BFF binary: flags, config, demo upstreams, serving until a signal.
+pub mod run;
+/// The router, its layer stack, operations endpoints and graceful shutdown.
+pub mod server;
+/// Typed clients for the user, order and notification services.
+pub mod upstream;
+
+pub use error::{ApiError, ErrorCode};
+pub use server::AppState;

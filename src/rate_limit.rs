@@ -1,0 +1,209 @@
+//! Per-subject (or per-IP) rate limiting with `governor` and the RateLimit headers.
+//!
+//! One GCRA quota per BFF, one state per key. Keys are the token's subject
+//! on authenticated routes and the client IP elsewhere. A background task
+//! drops keys whose state has returned to "fresh", so a flood of distinct
+//! keys costs memory only for as long as those keys are actually limited.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::Clock;
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::auth::Authenticated;
+use crate::config::RateLimitConfig;
+use crate::error::{ApiError, seconds_header};
+use crate::server::AppState;
+
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Who a request is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    Subject(Arc<str>),
+    Ip(IpAddr),
+}
+
+/// The outcome of counting one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Let through; `remaining` more fit right now, all are back after `reset`.
+    Allowed { remaining: u32, reset: Duration },
+    /// Refused; the next request fits after `retry_after`.
+    Limited { retry_after: Duration },
+}
+
+/// A keyed GCRA limiter with the numbers the RateLimit headers need.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limiter: DefaultKeyedRateLimiter<LimitKey, StateInformationMiddleware>,
+    burst: u32,
+    replenish_one: Duration,
+}
+
+impl RateLimiter {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        let quota = Quota::per_second(config.per_second).allow_burst(config.burst);
+        Self {
+            limiter: governor::RateLimiter::keyed(quota)
+                .with_middleware::<StateInformationMiddleware>(),
+            burst: config.burst.get(),
+            replenish_one: quota.replenish_interval(),
+        }
+    }
+
+    /// Counts one request for `key`.
+    pub fn check(&self, key: &LimitKey) -> Decision {
+        match self.limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision::Allowed {
+                    remaining,
+                    reset: self.replenish_one * self.burst.saturating_sub(remaining),
+                }
+            }
+            Err(not_until) => Decision::Limited {
+                retry_after: not_until.wait_time_from(self.limiter.clock().now()),
+            },
+        }
+    }
+
+    /// The quota's burst: what `RateLimit-Limit` advertises.
+    pub fn limit(&self) -> u32 {
+        self.burst
+    }
+
+    /// Keys currently held.
+    pub fn tracked_keys(&self) -> usize {
+        self.limiter.len()
+    }
+
+    /// Drops keys whose state is indistinguishable from a fresh one.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Prunes every `every` until the limiter is dropped.
+    pub fn spawn_pruner(limiter: &Arc<Self>, every: Duration) {
+        let weak: Weak<Self> = Arc::downgrade(limiter);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                match weak.upgrade() {
+                    Some(limiter) => limiter.prune(),
+                    None => break,
+                }
+            }
+        });
+    }
+
+    fn write_headers(&self, headers: &mut HeaderMap, remaining: u32, reset: Duration) {
+        headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(self.burst));
+        headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+        let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+        headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset_secs));
+    }
+}
+
+/// Middleware: counts the request against its subject (or IP) and adds the
+/// RateLimit headers to whatever the route answers; `429` when over.
+pub async fn enforce_rate_limit(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limiter = state.rate_limiter();
+    let key = key_for(&request);
+    match limiter.check(&key) {
+        Decision::Allowed { remaining, reset } => {
+            let mut response = next.run(request).await;
+            limiter.write_headers(response.headers_mut(), remaining, reset);
+            response
+        }
+        Decision::Limited { retry_after } => {
+            let mut response = ApiError::RateLimited { retry_after }.into_response();
+            let headers = response.headers_mut();
+            limiter.write_headers(
+                headers,
+                0,
+                retry_after + limiter.replenish_one * limiter.burst.saturating_sub(1),
+            );
+            headers.insert(axum::http::header::RETRY_AFTER, seconds_header(retry_after));
+            response
+        }
+    }
+}
+
+fn key_for(request: &Request) -> LimitKey {
+    if let Some(auth) = request.extensions().get::<Authenticated>() {
+        return LimitKey::Subject(auth.claims.subject.clone());
+    }
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        });
+    LimitKey::Ip(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn limiter(per_second: u32, burst: u32) -> RateLimiter {
+        RateLimiter::new(&RateLimitConfig {
+            per_second: NonZeroU32::new(per_second).expect("nonzero"),
+            burst: NonZeroU32::new(burst).expect("nonzero"),
+            prune_interval: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn burst_then_limited_with_a_retry_time() {
+        let limiter = limiter(1, 3);
+        let key = LimitKey::Subject("u1".into());
+        let remaining: Vec<_> = (0..3)
+            .map(|_| match limiter.check(&key) {
+                Decision::Allowed { remaining, .. } => remaining,
+                Decision::Limited { .. } => panic!("limited inside the burst"),
+            })
+            .collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        match limiter.check(&key) {
+            Decision::Limited { retry_after } => assert!(retry_after <= Duration::from_secs(1)),
+            other => panic!("expected limited, got {other:?}"),
+        }
+        // Another subject has its own quota.
+        assert!(matches!(
+            limiter.check(&LimitKey::Subject("u2".into())),
+            Decision::Allowed { .. }
+        ));
+    }
+
+    #[test]
+    fn flood_of_distinct_keys_is_pruned_back_to_nothing() {
+        let limiter = limiter(1000, 1);
+        for i in 0..20_000u32 {
+            limiter.check(&LimitKey::Ip(IpAddr::from(i.to_be_bytes())));
+        }
+        assert_eq!(limiter.tracked_keys(), 20_000);
+        std::thread::sleep(Duration::from_millis(20));
+        limiter.prune();
+        assert_eq!(limiter.tracked_keys(), 0);
+    }
+}

@@ -1,0 +1,224 @@
+//! Request id and W3C trace context: kept from the client or started here.
+//!
+//! The middleware runs first on every request, so everything after it (the
+//! error renderer, the trace span, upstream calls) can read one
+//! [`RequestContext`] from the request's extensions.
+
+use std::fmt::Write as _;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Longest client-supplied request id we keep.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Identity of one request as it travels through the BFF and upstream.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    request_id: HeaderValue,
+    trace: TraceContext,
+}
+
+impl RequestContext {
+    /// Reads the client's headers, keeping what is sane and starting the rest.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let request_id = headers
+            .get(&X_REQUEST_ID)
+            .filter(|v| is_sane_request_id(v.as_bytes()))
+            .cloned()
+            .unwrap_or_else(generate_request_id);
+        Self {
+            request_id,
+            trace: TraceContext::from_headers(headers),
+        }
+    }
+
+    pub fn request_id(&self) -> &HeaderValue {
+        &self.request_id
+    }
+
+    pub fn trace(&self) -> &TraceContext {
+        &self.trace
+    }
+}
+
+/// 1 to 128 visible ASCII characters: safe to log and to send on.
+fn is_sane_request_id(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn generate_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::try_from(format!("{id:032x}")).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// W3C Trace Context: the trace this request belongs to and the BFF's own
+/// span in it, which is the parent of every upstream call it makes.
+#[derive(Debug, Clone)]
+pub struct TraceContext {
+    trace_id: u128,
+    span_id: u64,
+    flags: u8,
+    tracestate: Option<HeaderValue>,
+}
+
+impl TraceContext {
+    /// Continues the client's trace when its `traceparent` is valid; starts
+    /// a new sampled one otherwise. The BFF always gets a fresh span id.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let continued = headers
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent);
+        let span_id = nonzero_random_u64();
+        match continued {
+            Some((trace_id, flags)) => Self {
+                trace_id,
+                span_id,
+                flags,
+                tracestate: headers.get(&TRACESTATE).cloned(),
+            },
+            None => Self {
+                trace_id: nonzero_random_u128(),
+                span_id,
+                flags: 0x01,
+                tracestate: None,
+            },
+        }
+    }
+
+    /// The 32-hex-digit trace id.
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+
+    /// The `traceparent` to send upstream: same trace, the BFF's span as parent.
+    pub fn traceparent(&self) -> HeaderValue {
+        let mut s = String::with_capacity(55);
+        let _ = write!(
+            s,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        );
+        HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    pub fn tracestate(&self) -> Option<&HeaderValue> {
+        self.tracestate.as_ref()
+    }
+}
+
+/// Parses `00-<32 hex>-<16 hex>-<2 hex>` (later versions: the same prefix);
+/// all-zero ids and version `ff` are invalid per the spec.
+fn parse_traceparent(value: &str) -> Option<(u128, u8)> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    let lower_hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if !lower_hex(version, 2)
+        || version == "ff"
+        || !lower_hex(trace, 32)
+        || !lower_hex(parent, 16)
+        || !lower_hex(flags, 2)
+    {
+        return None;
+    }
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    let trace_id = u128::from_str_radix(trace, 16).ok()?;
+    let parent_id = u64::from_str_radix(parent, 16).ok()?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    (trace_id != 0 && parent_id != 0).then_some((trace_id, flags))
+}
+
+fn nonzero_random_u128() -> u128 {
+    rand::random::<u128>().max(1)
+}
+
+fn nonzero_random_u64() -> u64 {
+    rand::random::<u64>().max(1)
+}
+
+/// Middleware: attaches a [`RequestContext`] and echoes `X-Request-Id`.
+pub async fn attach_request_context(mut request: Request, next: Next) -> Response {
+    let ctx = RequestContext::from_headers(request.headers());
+    let request_id = ctx.request_id.clone();
+    request.extensions_mut().insert(ctx);
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), request_id);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).expect("valid header"));
+        }
+        map
+    }
+
+    #[test]
+    fn sane_request_id_is_kept_and_bad_one_replaced() {
+        let ctx = RequestContext::from_headers(&headers(&[("x-request-id", "abc-123")]));
+        assert_eq!(ctx.request_id(), "abc-123");
+        let long = "a".repeat(129);
+        let ctx = RequestContext::from_headers(&headers(&[("x-request-id", &long)]));
+        assert_eq!(ctx.request_id().len(), 32);
+        let ctx = RequestContext::from_headers(&headers(&[("x-request-id", "has space")]));
+        assert_ne!(ctx.request_id(), "has space");
+    }
+
+    #[test]
+    fn valid_traceparent_is_continued_with_a_new_parent() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::from_headers(&headers(&[
+            ("traceparent", incoming),
+            ("tracestate", "k=v"),
+        ]));
+        let out = ctx.traceparent();
+        let out = out.to_str().expect("ascii");
+        assert!(
+            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{out}"
+        );
+        assert!(!out.contains("00f067aa0ba902b7"), "{out}");
+        assert!(out.ends_with("-01"));
+        assert_eq!(ctx.tracestate().map(|v| v.as_bytes()), Some(&b"k=v"[..]));
+    }
+
+    #[test]
+    fn invalid_traceparents_start_a_new_trace() {
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "garbage",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
+        let ctx = TraceContext::from_headers(&HeaderMap::new());
+        assert_eq!(ctx.traceparent().len(), 55);
+    }
+}

@@ -1,0 +1,181 @@
+//! Starting a BFF binary: flags, config, demo upstreams, serving until a signal.
+//!
+//! A BFF's `main.rs` is one call to [`main`] with its [`BffSpec`], so both
+//! binaries start, fail and shut down the same way.
+
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Args, usage};
+use crate::config::{Config, ConfigSources, Secret};
+use crate::demo::DemoUpstreams;
+use crate::demo::token::{self, DevClaims};
+use crate::server::{AppState, serve};
+
+/// What makes one BFF binary: its name, its defaults, its routes.
+#[derive(Debug, Clone, Copy)]
+pub struct BffSpec {
+    /// Binary and service name, e.g. `bff-web`.
+    pub name: &'static str,
+    /// The crate's `bff-*.toml`, embedded: the lowest config layer.
+    pub default_config: &'static str,
+    /// Builds the full application router from the shared state.
+    pub app: fn(AppState) -> Router,
+    /// The route the demo's ready-to-paste `curl` line calls.
+    pub demo_path: &'static str,
+}
+
+/// Runs the binary; returns 1 on a start-up error, 2 on a usage error.
+pub fn main(spec: BffSpec) -> ExitCode {
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{}: {message}\n\n{}", spec.name, usage(spec.name));
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        print!("{}", usage(spec.name));
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{}: cannot start the runtime: {error}", spec.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(spec, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{}: {message}", spec.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
+    let mut config = Config::load_unvalidated(&ConfigSources {
+        defaults_toml: spec.default_config,
+        file: args.config.as_deref(),
+        env: true,
+        overrides_toml: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let demo = if args.demo {
+        let demo = DemoUpstreams::start()
+            .await
+            .map_err(|e| format!("cannot start the demo upstreams: {e}"))?;
+        Some(demo)
+    } else {
+        None
+    };
+    let demo_secret = demo.as_ref().map(|demo| {
+        let secret = token::random_secret();
+        demo.point_config_at_self(&mut config);
+        config.auth.hs256_secret = Some(Secret::new(secret.clone()));
+        config.auth.public_key_pem = None;
+        // The demo is for this machine only.
+        if config.listen.ip().is_unspecified() {
+            config.listen.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        secret
+    });
+    config.validate().map_err(|e| e.to_string())?;
+
+    let listen = config.listen;
+    let drain_timeout = config.http.drain_timeout;
+    let dev_claims = demo_secret.as_ref().map(|_| {
+        let mut claims = DevClaims::new("u1", "orders:write", Duration::from_secs(24 * 3600));
+        claims.iss = config.auth.issuer.clone();
+        claims.aud = config.auth.audience.clone();
+        claims
+    });
+    let state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
+    let app = (spec.app)(state.clone());
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("config key `listen`: cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(bff = spec.name, %local, "listening");
+    if let (Some(secret), Some(claims)) = (&demo_secret, &dev_claims) {
+        print_demo_banner(spec, local, &token::hs256(secret, claims));
+    }
+
+    let (signalled_tx, signalled_rx) = oneshot::channel::<()>();
+    let shutdown = {
+        let state = state.clone();
+        async move {
+            shutdown_signal().await;
+            state.start_draining();
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = signalled_tx.send(());
+        }
+    };
+    let drain_deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(drain_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = serve(listener, app, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
+        () = drain_deadline => tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections"),
+    }
+    drop(demo);
+    Ok(())
+}
+
+fn print_demo_banner(spec: BffSpec, local: SocketAddr, token: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n{name} is running in demo mode on http://{local} with built-in upstreams.\n\
+         Development token (user u1, scope orders:write, valid 24 h):\n\n{token}\n\n\
+         Try:\n\ncurl -s -H 'Authorization: Bearer {token}' http://{local}{path}\n",
+        name = spec.name,
+        path = spec.demo_path,
+    );
+    let _ = out.flush();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

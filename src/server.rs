@@ -1,0 +1,191 @@
+//! The router, its layer stack, operations endpoints and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::auth::{JwtVerifier, authenticate};
+use crate::config::{Config, ConfigError};
+use crate::error::{ApiError, render_error_body};
+use crate::rate_limit::{RateLimiter, enforce_rate_limit};
+use crate::request_context::{RequestContext, attach_request_context};
+use crate::upstream::Upstreams;
+
+/// Everything a request may need, built once at start and shared by `Arc`.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    name: &'static str,
+    config: Config,
+    upstreams: Upstreams,
+    verifier: JwtVerifier,
+    rate_limiter: Arc<RateLimiter>,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    /// Builds clients, keys and limiter from a validated config. Must run
+    /// inside a Tokio runtime: it starts the limiter's pruning task.
+    pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
+        let upstreams = Upstreams::from_config(&config.upstreams)?;
+        let verifier = JwtVerifier::from_config(&config.auth)?;
+        let rate_limiter = Arc::new(RateLimiter::new(&config.rate_limit));
+        RateLimiter::spawn_pruner(&rate_limiter, config.rate_limit.prune_interval);
+        Ok(Self(Arc::new(Inner {
+            name,
+            config,
+            upstreams,
+            verifier,
+            rate_limiter,
+            draining: AtomicBool::new(false),
+        })))
+    }
+
+    /// The BFF's name (`bff-web`, `bff-mobile`).
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.0.upstreams
+    }
+
+    pub fn verifier(&self) -> &JwtVerifier {
+        &self.0.verifier
+    }
+
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.0.rate_limiter
+    }
+
+    /// From now on `/readyz` fails, so load balancers stop sending traffic
+    /// while in-flight requests finish.
+    pub fn start_draining(&self) {
+        self.0.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// The whole application: operations endpoints, the BFF's authenticated
+/// `routes` behind auth and rate limiting, and the shared layer stack.
+pub fn router(state: AppState, routes: Router<AppState>) -> Router {
+    // Layers added later run first: authenticate, then count against the
+    // subject the token names.
+    let authenticated = routes
+        .route_layer(from_fn_with_state(state.clone(), enforce_rate_limit))
+        .route_layer(from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(authenticated)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            // Outermost first. Keep README's layer inventory in step.
+            ServiceBuilder::new()
+                // Request id and trace context, for everything below; echoes X-Request-Id.
+                .layer(from_fn(attach_request_context))
+                // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
+                .layer(from_fn(render_error_body))
+                // Credentials are redacted from anything that logs headers.
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    AUTHORIZATION,
+                    PROXY_AUTHORIZATION,
+                    COOKIE,
+                ]))
+                // One span per request, carrying the request id; one line per response.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                // A panic becomes a 500 with the contract body, not a dropped connection.
+                .layer(CatchPanicLayer::new())
+                // A whole request, body read included, is bounded: slow clients get 408.
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    state.config().http.request_timeout,
+                ))
+                // Bodies past the limit are refused (413) before they are buffered.
+                .layer(DefaultBodyLimit::max(state.config().http.body_limit)),
+        )
+        .with_state(state)
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let ctx = request.extensions().get::<RequestContext>();
+    let request_id = ctx
+        .and_then(|c| c.request_id().to_str().ok())
+        .unwrap_or_default();
+    let trace_id = ctx.map(|c| c.trace().trace_id()).unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        trace_id,
+    )
+}
+
+/// `GET /healthz`: the process is alive.
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: config loaded, listener up, not draining.
+async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    if state.is_draining() {
+        return Err(ApiError::NotReady("the gateway is shutting down"));
+    }
+    Ok(axum::Json(
+        serde_json::json!({"status": "ready", "bff": state.name()}),
+    ))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish. Client addresses reach the rate limiter.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

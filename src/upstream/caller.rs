@@ -1,0 +1,47 @@
+//! Who an upstream call is made for, as headers every service receives.
+
+use std::sync::Arc;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+
+use crate::request_context::{RequestContext, TRACEPARENT, TRACESTATE, X_REQUEST_ID};
+
+static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+
+/// The authenticated caller of one BFF request. Built once per request; its
+/// headers (`X-Request-Id`, `traceparent`, `tracestate`, `X-User-Id`,
+/// `Authorization`) go on every upstream call made for it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    user_id: Arc<str>,
+    headers: HeaderMap,
+}
+
+impl Caller {
+    /// `user_id` must already be a valid header value (the auth layer
+    /// guarantees this for token subjects); `None` if it is not.
+    pub fn new(
+        ctx: &RequestContext,
+        user_id: Arc<str>,
+        authorization: HeaderValue,
+    ) -> Option<Self> {
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(X_REQUEST_ID.clone(), ctx.request_id().clone());
+        headers.insert(TRACEPARENT.clone(), ctx.trace().traceparent());
+        if let Some(state) = ctx.trace().tracestate() {
+            headers.insert(TRACESTATE.clone(), state.clone());
+        }
+        headers.insert(X_USER_ID.clone(), HeaderValue::from_str(&user_id).ok()?);
+        headers.insert(AUTHORIZATION, authorization);
+        Some(Self { user_id, headers })
+    }
+
+    /// The authenticated subject, used as the user id upstream.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}

@@ -1,0 +1,147 @@
+//! Typed clients for the user, order and notification services.
+//!
+//! All three share one pooled `reqwest::Client` (built once at start), and
+//! every call goes through [`endpoint::Endpoint`], which bounds it (timeout,
+//! body size), propagates the caller's identity and turns every failure into
+//! an [`UpstreamError`] that says which service failed and how.
+
+mod caller;
+mod endpoint;
+pub mod notifications;
+pub mod orders;
+pub mod users;
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+pub use caller::Caller;
+pub use endpoint::Endpoint;
+pub use notifications::NotificationsClient;
+pub use orders::OrdersClient;
+pub use users::UsersClient;
+
+use crate::config::{ConfigError, UpstreamsConfig};
+
+/// The upstream services a BFF composes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Users,
+    Orders,
+    Notifications,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Orders => "orders",
+            Self::Notifications => "notifications",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed upstream call: which service, and what went wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service} {kind}")]
+pub struct UpstreamError {
+    pub service: Service,
+    pub kind: UpstreamErrorKind,
+}
+
+/// What went wrong, in the terms a caller decides on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamErrorKind {
+    /// No complete reply within the call's timeout.
+    #[error("did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The connection could not be made or broke before a reply started.
+    #[error("is unavailable")]
+    Transport,
+    /// A status the call does not expect (5xx, or a 4xx that means our bug).
+    #[error("answered with status {}", .0.as_u16())]
+    Status(StatusCode),
+    /// The reply was too large, truncated, not JSON, or the wrong shape.
+    #[error("sent a reply the gateway could not use ({0})")]
+    BadBody(&'static str),
+    /// The entity asked for does not exist.
+    #[error("has no such entity")]
+    NotFound,
+    /// The request conflicts with an earlier one (idempotency key reuse).
+    #[error("refused the request: the idempotency key was already used for a different request")]
+    Conflict,
+    /// The service refused the request as invalid.
+    #[error("refused the request as invalid")]
+    Rejected,
+}
+
+impl UpstreamError {
+    pub(crate) fn new(service: Service, kind: UpstreamErrorKind) -> Self {
+        Self { service, kind }
+    }
+}
+
+/// The three typed clients, sharing one connection pool.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub users: UsersClient,
+    pub orders: OrdersClient,
+    pub notifications: NotificationsClient,
+}
+
+impl Upstreams {
+    /// Builds the shared pooled client and the three typed clients once.
+    pub fn from_config(config: &UpstreamsConfig) -> Result<Self, ConfigError> {
+        let http = reqwest::Client::builder()
+            // An upstream redirect is a misconfiguration; following it could
+            // send the caller's Authorization header somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            // Upstreams are internal services, reached directly.
+            .no_proxy()
+            .connect_timeout(config.all.connect_timeout)
+            .pool_max_idle_per_host(config.all.pool_max_idle_per_host)
+            .pool_idle_timeout(config.all.pool_idle_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                key: "upstreams".to_owned(),
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let endpoint = |service: Service, name: &str| {
+            let named = match service {
+                Service::Users => &config.users,
+                Service::Orders => &config.orders,
+                Service::Notifications => &config.notifications,
+            };
+            let base = named.url.clone().ok_or_else(|| ConfigError::Invalid {
+                key: format!("upstreams.{name}.url"),
+                message: "is required".to_owned(),
+            })?;
+            Ok::<_, ConfigError>(Endpoint::new(
+                service,
+                http.clone(),
+                base,
+                named.timeout.unwrap_or(config.all.timeout),
+                named
+                    .max_response_bytes
+                    .unwrap_or(config.all.max_response_bytes),
+            ))
+        };
+        Ok(Self {
+            users: UsersClient::new(endpoint(Service::Users, "users")?),
+            orders: OrdersClient::new(endpoint(Service::Orders, "orders")?),
+            notifications: NotificationsClient::new(endpoint(
+                Service::Notifications,
+                "notifications",
+            )?),
+        })
+    }
+}

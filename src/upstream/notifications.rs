@@ -1,0 +1,74 @@
+//! Client for the notification service (`notification-service.yaml`).
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Endpoint, UpstreamError, UpstreamErrorKind};
+
+/// The service's `Notification`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub actor_id: Option<String>,
+    pub read: bool,
+    pub created_at: String,
+}
+
+/// A user's newest notifications and their unread count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsPage {
+    pub notifications: Vec<Notification>,
+    pub unread_count: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotificationsClient {
+    endpoint: Endpoint,
+}
+
+impl NotificationsClient {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self { endpoint }
+    }
+
+    /// `GET /users/{userId}/notifications?limit=&unreadOnly=`.
+    pub async fn list_for_user(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        limit: u32,
+        unread_only: bool,
+    ) -> Result<NotificationsPage, UpstreamError> {
+        let limit = limit.clamp(1, 100).to_string();
+        let unread = if unread_only { "true" } else { "false" };
+        let url = self.endpoint.url(
+            &["users", user_id, "notifications"],
+            &[("limit", &limit), ("unreadOnly", unread)],
+        )?;
+        self.endpoint.get_json(caller, url).await
+    }
+
+    /// `POST /notifications/{id}/read`; idempotent per the service contract.
+    pub async fn mark_read(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Notification, UpstreamError> {
+        let url = self.endpoint.url(&["notifications", id, "read"], &[])?;
+        let reply = self
+            .endpoint
+            .send(caller, Method::POST, url, None, None)
+            .await?;
+        match reply.status {
+            StatusCode::OK => self.endpoint.decode(&reply.body),
+            StatusCode::NOT_FOUND => Err(self.endpoint.error(UpstreamErrorKind::NotFound)),
+            other => Err(self.endpoint.error(UpstreamErrorKind::Status(other))),
+        }
+    }
+}

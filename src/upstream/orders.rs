@@ -1,0 +1,133 @@
+//! Client for the order service (`order-service.yaml`).
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Endpoint, UpstreamError, UpstreamErrorKind};
+
+/// The service's `Order`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub user_id: String,
+    pub seller_id: String,
+    pub status: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub created_at: String,
+    pub items: Vec<OrderItem>,
+}
+
+impl Order {
+    /// The sum of the items' quantities.
+    pub fn item_count(&self) -> i64 {
+        self.items.iter().map(|item| item.quantity).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItem {
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+/// One page of a user's orders, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersPage {
+    pub orders: Vec<Order>,
+    pub next_cursor: Option<String>,
+}
+
+/// A line of a new order, as the client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewOrderLine {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceOrderRequest {
+    pub user_id: String,
+    pub items: Vec<NewOrderLine>,
+}
+
+/// A placed order, and whether this call created it (`201`) or replayed an
+/// earlier call with the same key (`200`).
+#[derive(Debug, Clone)]
+pub struct PlacedOrder {
+    pub order: Order,
+    pub created: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrdersClient {
+    endpoint: Endpoint,
+}
+
+impl OrdersClient {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self { endpoint }
+    }
+
+    /// `GET /users/{userId}/orders?limit=&cursor=`.
+    pub async fn list_for_user(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<OrdersPage, UpstreamError> {
+        let limit = limit.clamp(1, 100).to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor));
+        }
+        let url = self.endpoint.url(&["users", user_id, "orders"], &query)?;
+        self.endpoint.get_json(caller, url).await
+    }
+
+    /// `GET /orders/{id}`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Order, UpstreamError> {
+        let url = self.endpoint.url(&["orders", id], &[])?;
+        self.endpoint.get_json(caller, url).await
+    }
+
+    /// `POST /orders` with the client's idempotency key. Sent exactly once:
+    /// placing an order is not idempotent without the key, so this call is
+    /// never retried here; the client retries with the same key.
+    pub async fn place(
+        &self,
+        caller: &Caller,
+        idempotency_key: &str,
+        items: Vec<NewOrderLine>,
+    ) -> Result<PlacedOrder, UpstreamError> {
+        let url = self.endpoint.url(&["orders"], &[])?;
+        let body = self.endpoint.encode(&PlaceOrderRequest {
+            user_id: caller.user_id().to_owned(),
+            items,
+        });
+        let reply = self
+            .endpoint
+            .send(caller, Method::POST, url, Some(body), Some(idempotency_key))
+            .await?;
+        let created = match reply.status {
+            StatusCode::CREATED => true,
+            StatusCode::OK => false,
+            StatusCode::BAD_REQUEST => {
+                return Err(self.endpoint.error(UpstreamErrorKind::Rejected));
+            }
+            StatusCode::CONFLICT => return Err(self.endpoint.error(UpstreamErrorKind::Conflict)),
+            other => return Err(self.endpoint.error(UpstreamErrorKind::Status(other))),
+        };
+        Ok(PlacedOrder {
+            order: self.endpoint.decode(&reply.body)?,
+            created,
+        })
+    }
+}

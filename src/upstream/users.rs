@@ -1,0 +1,55 @@
+//! Client for the user service (`user-service.yaml`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Endpoint, UpstreamError};
+
+/// The service's `User`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub avatar_url: String,
+    pub tier: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct UsersPage {
+    pub users: Vec<User>,
+}
+
+/// The service's limit on ids per batch call.
+pub const MAX_IDS_PER_CALL: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct UsersClient {
+    endpoint: Endpoint,
+}
+
+impl UsersClient {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self { endpoint }
+    }
+
+    /// `GET /users/{id}`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, UpstreamError> {
+        let url = self.endpoint.url(&["users", id], &[])?;
+        self.endpoint.get_json(caller, url).await
+    }
+
+    /// `GET /users?ids=` for at most [`MAX_IDS_PER_CALL`] ids; unknown ids
+    /// are simply absent from the reply.
+    pub async fn get_batch(
+        &self,
+        caller: &Caller,
+        ids: &[&str],
+    ) -> Result<Vec<User>, UpstreamError> {
+        let joined = ids.join(",");
+        let url = self.endpoint.url(&["users"], &[("ids", &joined)])?;
+        let page: UsersPage = self.endpoint.get_json(caller, url).await?;
+        Ok(page.users)
+    }
+}
