@@ -248,19 +248,27 @@ impl Config {
     /// Loads without [`Self::validate`], for callers that fill in keys
     /// themselves (the demo's upstream URLs) before validating.
     pub fn load_unvalidated(sources: &ConfigSources<'_>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new().merge(Toml::string(sources.defaults_toml));
+        let mut figment = Figment::new().merge(Named {
+            name: "the built-in defaults",
+            toml: sources.defaults_toml,
+        });
         if let Some(path) = sources.file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            // figment treats a missing file as empty; an operator who named
+            // a file means it.
+            std::fs::File::open(path).map_err(|e| ConfigError::File {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
-            figment = figment.merge(Toml::string(&text));
+            figment = figment.merge(Toml::file_exact(path));
         }
         if sources.env {
             figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
         }
         if let Some(overrides) = sources.overrides_toml {
-            figment = figment.merge(Toml::string(overrides));
+            figment = figment.merge(Named {
+                name: "the overrides",
+                toml: overrides,
+            });
         }
         figment.extract().map_err(describe_figment_error)
     }
@@ -335,6 +343,24 @@ impl AuthConfig {
     }
 }
 
+/// A TOML string layer with a name that error messages can show.
+struct Named<'a> {
+    name: &'static str,
+    toml: &'a str,
+}
+
+impl figment::Provider for Named<'_> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name)
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Toml::string(self.toml).data()
+    }
+}
+
 /// Turns figment's errors into lines that each name the full key and where
 /// the value came from. Values are not echoed: a mistyped secret stays secret.
 fn describe_figment_error(error: figment::Error) -> ConfigError {
@@ -344,7 +370,9 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
             let mut path = e.path.clone();
             let what = match &e.kind {
                 figment::error::Kind::UnknownField(field, _) => {
-                    path.push(field.clone());
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
                     "is not a known key".to_owned()
                 }
                 figment::error::Kind::MissingField(field) => {
@@ -362,12 +390,12 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
             let origin = e
                 .metadata
                 .as_ref()
-                .map(|md| match (&md.source, e.profile.as_ref()) {
-                    (Some(source), _) => format!(" (from {source})"),
-                    (None, Some(profile)) if md.name.contains("environment") => {
-                        format!(" (from {})", md.interpolate(profile, &path))
+                .map(|md| match &md.source {
+                    Some(source) => format!(" (in {source})"),
+                    None if md.name.contains("environment") => {
+                        format!(" (in {ENV_PREFIX}{})", path.join("__").to_uppercase())
                     }
-                    (None, _) => format!(" (from {})", md.name),
+                    None => format!(" (in {})", md.name),
                 })
                 .unwrap_or_default();
             format!("config key `{}`: {what}{origin}", path.join("."))

@@ -1,0 +1,131 @@
+//! `POST /orders`: scope, idempotency key, validation, one order per key.
+
+mod support;
+
+use bff_core::upstream::Service;
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Bff, TestApp, assert_error_body, json_body};
+
+fn one_mug() -> serde_json::Value {
+    json!({"items": [{"sku": "sku-mug", "quantity": 2}]})
+}
+
+#[tokio::test]
+async fn the_same_key_twice_creates_one_order() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u5", "orders:write");
+    let before = app.upstreams.store().orders_of("u5").len();
+
+    let (first_status, _, first) =
+        json_body(app.place_order(&token, Some("key-1"), &one_mug()).await).await;
+    assert_eq!(first_status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "pending");
+    assert_eq!(first["itemCount"], 2);
+    let (second_status, _, second) =
+        json_body(app.place_order(&token, Some("key-1"), &one_mug()).await).await;
+    assert_eq!(second_status, StatusCode::OK, "{second}");
+    assert_eq!(first["id"], second["id"]);
+
+    assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
+    // Each client request was sent exactly once, with the client's key.
+    let sent = app.upstreams.control().requests(Service::Orders);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|r| r.headers["idempotency-key"] == "key-1"));
+    assert!(sent.iter().all(|r| r.headers["x-user-id"] == "u5"));
+}
+
+#[tokio::test]
+async fn a_failed_placement_is_not_retried() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Orders,
+        bff_core::demo::Fault {
+            status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            ..Default::default()
+        },
+    );
+    let (status, _, body) = json_body(
+        app.place_order(&app.token("u1", "orders:write"), Some("k"), &one_mug())
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error_body(&body, "upstream_unavailable");
+    assert_eq!(app.calls(Service::Orders), 1);
+}
+
+#[tokio::test]
+async fn a_missing_idempotency_key_is_a_bad_request_without_upstream_calls() {
+    let app = TestApp::spawn(Bff::Mobile).await;
+    let (status, _, body) = json_body(
+        app.place_order(&app.token("u1", "orders:write"), None, &one_mug())
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = assert_error_body(&body, "bad_request");
+    assert!(message.contains("Idempotency-Key"), "{message}");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn reusing_a_key_for_another_order_is_a_conflict() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "orders:write");
+    assert_eq!(
+        app.place_order(&token, Some("k-9"), &one_mug())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let other = json!({"items": [{"sku": "sku-lamp", "quantity": 1}]});
+    let (status, _, body) = json_body(app.place_order(&token, Some("k-9"), &other).await).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error_body(&body, "conflict");
+}
+
+#[tokio::test]
+async fn invalid_orders_are_refused_before_any_upstream_call() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "orders:write");
+    for body in [
+        json!({"items": []}),
+        json!({"items": [{"sku": "sku-mug", "quantity": 0}]}),
+        json!({"items": [{"sku": "", "quantity": 1}]}),
+        json!({"items": [{"sku": "sku-mug"}]}),
+        json!({"items": [{"sku": "sku-mug", "quantity": "two"}]}),
+        json!({"item": []}),
+        json!([1, 2]),
+    ] {
+        let (status, _, reply) = json_body(app.place_order(&token, Some("k"), &body).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert_error_body(&reply, "bad_request");
+    }
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn malformed_and_non_json_bodies_get_the_contract_error() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "orders:write");
+    let send = |content_type: &'static str, body: &'static str| {
+        app.http
+            .post(format!("{}/orders", app.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", "k")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for (content_type, body) in [
+        ("application/json", "{\"items\": [{"),
+        ("text/plain", "{\"items\": []}"),
+        ("application/x-www-form-urlencoded", "items=1"),
+    ] {
+        let (status, _, reply) = json_body(send(content_type, body).await.expect("sent")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{content_type}: {reply}");
+        assert_error_body(&reply, "bad_request");
+    }
+    assert_eq!(app.total_calls(), 0);
+}
