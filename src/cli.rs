@@ -10,6 +10,8 @@ pub struct Args {
     pub config: Option<PathBuf>,
     /// `--demo`: start built-in upstreams and print a development token.
     pub demo: bool,
+    /// `--print-schema`: print the GraphQL SDL and exit.
+    pub print_schema: bool,
     /// `--help`.
     pub help: bool,
 }
@@ -17,10 +19,12 @@ pub struct Args {
 /// The usage text, for `--help` and for flag errors.
 pub fn usage(name: &str) -> String {
     format!(
-        "usage: {name} [--config PATH] [--demo]\n\n\
+        "usage: {name} [--config PATH] [--demo] [--print-schema]\n\n\
          --config PATH  TOML file over the built-in defaults; BFF_* environment\n\
          \x20              variables override both (BFF_UPSTREAMS__ORDERS__URL = upstreams.orders.url)\n\
          --demo         start built-in upstreams with seeded data and print a token\n\
+         \x20              (development profile: GraphiQL, introspection)\n\
+         --print-schema print the GraphQL schema (SDL) and exit\n\
          --help         this text\n"
     )
 }
@@ -36,6 +40,7 @@ impl Args {
                 .map_err(|a| format!("argument {a:?} is not UTF-8"))?;
             match arg.as_str() {
                 "--demo" => parsed.demo = true,
+                "--print-schema" => parsed.print_schema = true,
                 "--help" | "-h" => parsed.help = true,
                 "--config" => {
                     let path = args.next().ok_or("--config needs a path")?;
@@ -66,7 +71,7 @@ mod tests {
             Ok(Args {
                 config: Some("a.toml".into()),
                 demo: true,
-                help: false
+                ..Args::default()
             })
         );
         assert_eq!(
@@ -75,5 +80,6 @@ mod tests {
         );
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--verbose"]).is_err());
+        assert_eq!(parse(&["--print-schema"]).map(|a| a.print_schema), Ok(true));
     }
 }

@@ -75,6 +75,79 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Limits of the BFF's own HTTP server.
     pub http: HttpConfig,
+    /// `production` (the default) or `development`: what the GraphQL
+    /// endpoint reveals and accepts (introspection, suggestions, IDE,
+    /// untrusted documents).
+    pub profile: Profile,
+    /// GraphQL limits and persisted documents.
+    pub graphql: GraphQlConfig,
+}
+
+/// How much the BFF reveals about itself to clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// No introspection, no "did you mean" suggestions, no IDE, only
+    /// trusted documents where `graphql.documents = "trusted"`.
+    #[default]
+    Production,
+    /// Introspection, suggestions and GraphiQL on; any document accepted.
+    Development,
+}
+
+/// Which GraphQL documents a BFF executes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentPolicy {
+    /// Any document, plus Apollo's automatic persisted queries.
+    #[default]
+    Any,
+    /// In production only the BFF's own trusted operations, by hash or id.
+    Trusted,
+}
+
+/// Limits checked before a GraphQL document runs, so an abusive document
+/// costs no upstream call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphQlConfig {
+    /// Which documents are executed.
+    pub documents: DocumentPolicy,
+    /// Largest document in bytes.
+    pub max_document_bytes: usize,
+    /// Most lexical tokens in a document, counted before parsing.
+    pub max_tokens: usize,
+    /// Deepest selection nesting.
+    pub max_depth: usize,
+    /// Highest cost: one per field, list fields multiplied by `first`.
+    pub max_complexity: usize,
+    /// Most aliased fields in a document.
+    pub max_aliases: usize,
+    /// Most directives on one field.
+    pub max_directives: usize,
+    /// Deepest recursion the parser and validator may reach.
+    pub max_recursive_depth: usize,
+    /// Largest `first` a list field accepts.
+    pub max_first: u32,
+    /// Automatic persisted queries remembered (least recently used dropped).
+    pub apq_cache_entries: usize,
+}
+
+impl Default for GraphQlConfig {
+    fn default() -> Self {
+        Self {
+            documents: DocumentPolicy::Any,
+            max_document_bytes: 8 * 1024,
+            max_tokens: 1_000,
+            max_depth: 10,
+            max_complexity: 2_000,
+            max_aliases: 15,
+            max_directives: 4,
+            max_recursive_depth: 32,
+            max_first: 100,
+            apq_cache_entries: 1_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -85,6 +158,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
+            profile: Profile::default(),
+            graphql: GraphQlConfig::default(),
         }
     }
 }

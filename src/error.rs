@@ -21,8 +21,8 @@ use crate::request_context::RequestContext;
 use crate::upstream::{UpstreamError, UpstreamErrorKind};
 
 /// The contract's stable, lower_snake_case error codes, plus the few the
-/// contract leaves to us (`method_not_allowed`, `conflict`,
-/// `request_timeout`, `not_ready`).
+/// contract leaves to us (`method_not_allowed`,
+/// `unsupported_media_type`, `conflict`, `request_timeout`, `not_ready`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -31,6 +31,7 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    UnsupportedMediaType,
     RequestTimeout,
     Conflict,
     PayloadTooLarge,
@@ -51,6 +52,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
@@ -67,7 +69,8 @@ impl ErrorCode {
     /// were not built from an [`ApiError`].
     fn for_status(status: StatusCode) -> Self {
         match status {
-            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::BadRequest,
+            StatusCode::BAD_REQUEST => Self::BadRequest,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::UNPROCESSABLE_ENTITY => Self::BadRequest,
             StatusCode::UNAUTHORIZED => Self::Unauthorized,
             StatusCode::FORBIDDEN => Self::Forbidden,
@@ -102,8 +105,10 @@ pub enum ApiError {
     Forbidden { scope: &'static str },
     #[error("{0}")]
     NotFound(Cow<'static, str>),
-    #[error("this route does not accept that method")]
-    MethodNotAllowed,
+    #[error("{0}")]
+    MethodNotAllowed(&'static str),
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("{0}")]
     Conflict(Cow<'static, str>),
     #[error("the request body is larger than the limit")]
@@ -127,7 +132,8 @@ impl ApiError {
             Self::Unauthorized { .. } => ErrorCode::Unauthorized,
             Self::Forbidden { .. } => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -145,6 +151,7 @@ impl ApiError {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -180,6 +187,11 @@ impl From<&UpstreamError> for ErrorCode {
         upstream_code(error)
     }
 }
+
+/// Marks an error response whose body is already final (a GraphQL
+/// response), so [`render_error_body`] leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct FinalBody;
 
 /// What an error response carries until [`render_error_body`] writes it out.
 #[derive(Debug, Clone)]
@@ -244,7 +256,9 @@ pub async fn render_error_body(request: Request, next: Next) -> Response {
         .map(|ctx| ctx.request_id().clone());
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<FinalBody>().is_some()
+    {
         return response;
     }
     let (mut parts, _body) = response.into_parts();

@@ -77,13 +77,11 @@ impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
             .ok_or(ApiError::BadRequest(
                 "the `Idempotency-Key` header is required".into(),
             ))?;
-        let bytes = value.as_bytes();
-        if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
-            return Err(ApiError::BadRequest(
-                "`Idempotency-Key` must be 1 to 255 visible ASCII characters".into(),
-            ));
-        }
-        Ok(Self(String::from_utf8_lossy(bytes).into_owned()))
+        let key = value.to_str().map_err(|_| {
+            ApiError::BadRequest("`Idempotency-Key` must be visible ASCII characters".into())
+        })?;
+        crate::compose::orders::validate_idempotency_key(key)?;
+        Ok(Self(key.to_owned()))
     }
 }
 

@@ -19,6 +19,8 @@ pub mod demo;
 pub mod error;
 /// Request extractors shared by the BFFs' handlers (JSON body, idempotency key, caller).
 pub mod extract;
+/// GraphQL: shared types and resolvers, limits, persisted documents, GraphQL over HTTP.
+pub mod graphql;
 /// Per-subject (or per-IP) rate limiting with `governor` and the RateLimit headers.
 pub mod rate_limit;
 /// Request id and W3C trace context: kept from the client or started here.

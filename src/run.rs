@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Args, usage};
-use crate::config::{Config, ConfigSources, Secret};
+use crate::config::{Config, ConfigSources, Profile, Secret};
 use crate::demo::DemoUpstreams;
 use crate::demo::token::{self, DevClaims};
 use crate::server::{AppState, serve};
@@ -30,6 +30,8 @@ pub struct BffSpec {
     pub app: fn(AppState) -> Router,
     /// The route the demo's ready-to-paste `curl` line calls.
     pub demo_path: &'static str,
+    /// The GraphQL schema as SDL, for `--print-schema`.
+    pub schema_sdl: fn() -> String,
 }
 
 /// Runs the binary; returns 1 on a start-up error, 2 on a usage error.
@@ -43,6 +45,10 @@ pub fn main(spec: BffSpec) -> ExitCode {
     };
     if args.help {
         print!("{}", usage(spec.name));
+        return ExitCode::SUCCESS;
+    }
+    if args.print_schema {
+        print!("{}", (spec.schema_sdl)());
         return ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt()
@@ -92,6 +98,7 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
         demo.point_config_at_self(&mut config);
         config.auth.hs256_secret = Some(Secret::new(secret.clone()));
         config.auth.public_key_pem = None;
+        config.profile = Profile::Development;
         // The demo is for this machine only.
         if config.listen.ip().is_unspecified() {
             config.listen.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));

@@ -21,7 +21,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::{JwtVerifier, authenticate};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
 use crate::rate_limit::{RateLimiter, enforce_rate_limit};
 use crate::request_context::{RequestContext, attach_request_context};
@@ -99,12 +99,17 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
     let authenticated = routes
         .route_layer(from_fn_with_state(state.clone(), enforce_rate_limit))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(authenticated)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    if state.config().profile == Profile::Development {
+        // Before auth: the IDE page itself needs no token.
+        router = router.layer(from_fn(crate::graphql::ide::serve_graphiql));
+    }
+    router
         .layer(
             // Outermost first. Keep README's layer inventory in step.
             ServiceBuilder::new()
@@ -172,7 +177,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+    ApiError::MethodNotAllowed("this route does not accept that method")
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets

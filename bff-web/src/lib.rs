@@ -6,10 +6,13 @@
 
 /// `GET /user-dashboard` shaped for the web app.
 pub mod dashboard;
+/// The web app's GraphQL schema.
+pub mod graphql;
 
 use axum::Router;
 use axum::routing::{get, post};
 use bff_core::AppState;
+use bff_core::graphql::GraphQlEndpoint;
 use bff_core::run::BffSpec;
 
 /// This BFF's defaults: the lowest configuration layer.
@@ -21,16 +24,20 @@ pub const SPEC: BffSpec = BffSpec {
     default_config: DEFAULT_CONFIG,
     app,
     demo_path: "/user-dashboard",
+    schema_sdl: graphql::sdl,
 };
 
 /// The whole application, ready to serve: tests call this too.
 pub fn app(state: AppState) -> Router {
-    bff_core::server::router(state, routes())
+    let routes = routes(&state);
+    bff_core::server::router(state, routes)
 }
 
 /// The web app's authenticated, rate-limited routes.
-fn routes() -> Router<AppState> {
+fn routes(state: &AppState) -> Router<AppState> {
+    let graphql = GraphQlEndpoint::new(graphql::schema(state.config()), &[], state.config());
     Router::new()
         .route("/user-dashboard", get(dashboard::user_dashboard))
         .route("/orders", post(bff_core::rest::place_order))
+        .route("/graphql", graphql.into_route())
 }

@@ -11,6 +11,17 @@ pub const MAX_QUANTITY: i64 = 10_000;
 /// Longest SKU accepted.
 pub const MAX_SKU_LEN: usize = 64;
 
+/// The `Idempotency-Key` rules of the order service: 1 to 255 characters,
+/// here also restricted to visible ASCII so the key is a safe header.
+pub fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(
+            "the idempotency key must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the lines before anything is sent, so a bad order costs no
 /// upstream call and gets a precise message.
 pub fn validate_lines(lines: &[NewOrderLine]) -> Result<(), ApiError> {
@@ -47,6 +58,7 @@ pub async fn place_order(
     idempotency_key: &str,
     lines: Vec<NewOrderLine>,
 ) -> Result<PlacedOrder, ApiError> {
+    validate_idempotency_key(idempotency_key)?;
     validate_lines(&lines)?;
     Ok(upstreams
         .orders

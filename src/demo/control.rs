@@ -29,6 +29,17 @@ pub struct Fault {
     pub status: Option<StatusCode>,
     /// Answer 200 with a body that is not valid JSON.
     pub malformed_body: bool,
+    /// Apply only to requests whose path and query start with this
+    /// (`/users?` is the batch lookup); all requests when `None`.
+    pub target_prefix: Option<String>,
+}
+
+impl Fault {
+    fn applies_to(&self, target: &str) -> bool {
+        self.target_prefix
+            .as_deref()
+            .is_none_or(|prefix| target.starts_with(prefix))
+    }
 }
 
 /// One request as a service received it.
@@ -94,32 +105,38 @@ impl Control {
         self.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Records the request; returns the fault that applies to it.
     fn record(&self, service: Service, request: &Request) -> Fault {
         let state = self.state(service);
         state.calls.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut recorded = state
-                .recorded
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if recorded.len() == RECORDED_LIMIT {
-                recorded.pop_front();
-            }
-            recorded.push_back(RecordedRequest {
-                method: request.method().clone(),
-                target: request
-                    .uri()
-                    .path_and_query()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                headers: request.headers().clone(),
-            });
-        }
-        state
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let fault = state
             .fault
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        let fault = if fault.applies_to(&target) {
+            fault
+        } else {
+            Fault::default()
+        };
+        let mut recorded = state
+            .recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recorded.len() == RECORDED_LIMIT {
+            recorded.pop_front();
+        }
+        recorded.push_back(RecordedRequest {
+            method: request.method().clone(),
+            target,
+            headers: request.headers().clone(),
+        });
+        fault
     }
 }
 

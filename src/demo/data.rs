@@ -2,7 +2,8 @@
 //!
 //! Some users have deliberately interesting shapes for tests and demos:
 //! `u1` has 12 orders and 15 notifications (4 unread), `u3` has none,
-//! `u4` has 100 orders, `u5` exactly one, `u6` twenty.
+//! `u4` has 100 orders from 100 different sellers, `u5` exactly one, `u6`
+//! twenty.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,8 +11,9 @@ use crate::upstream::notifications::Notification;
 use crate::upstream::orders::{Order, OrderItem};
 use crate::upstream::users::User;
 
-/// Number of seeded users, `u1` to `u60`.
-pub const USER_COUNT: usize = 60;
+/// Number of seeded users, `u1` to `u150`: enough that one request can
+/// need more users than one batch call may ask for.
+pub const USER_COUNT: usize = 150;
 
 const FIRST: [&str; 12] = [
     "Ada", "Grace", "Alan", "Barbara", "Edsger", "Frances", "Donald", "Margaret", "Ken", "Radia",

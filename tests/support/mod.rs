@@ -154,6 +154,46 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// `POST /graphql` asking for `application/graphql-response+json`.
+    pub async fn graphql(
+        &self,
+        token: &str,
+        body: &Value,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+        self.graphql_accepting(token, "application/graphql-response+json", body)
+            .await
+    }
+
+    pub async fn graphql_accepting(
+        &self,
+        token: &str,
+        accept: &str,
+        body: &Value,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        json_body(response).await
+    }
+
+    /// Requests `service` received whose path and query start with `prefix`.
+    pub fn requests_to(&self, service: Service, prefix: &str) -> Vec<String> {
+        self.upstreams
+            .control()
+            .requests(service)
+            .into_iter()
+            .map(|r| r.target)
+            .filter(|t| t.starts_with(prefix))
+            .collect()
+    }
+
     pub fn fault(&self, service: Service, fault: Fault) {
         self.upstreams.control().set_fault(service, fault);
     }

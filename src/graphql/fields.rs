@@ -1,0 +1,294 @@
+//! Resolver bodies the BFFs' schemas share: thin calls into compose and
+//! upstream functions, the same ones the REST endpoints use.
+
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
+
+use super::errors::{GraphQlResultExt, coded};
+use super::loader::Users;
+use super::types::{
+    Notification, NotificationConnection, Order, OrderConnection, OrderItemInput, UserNode, UserRef,
+};
+use crate::auth::Authenticated;
+use crate::compose;
+use crate::error::ErrorCode;
+use crate::extract::{OrdersWrite, Scope};
+use crate::server::AppState;
+use crate::upstream::orders::NewOrderLine;
+use crate::upstream::users::User;
+use crate::upstream::{Caller, UpstreamError, UpstreamErrorKind};
+
+/// Per-schema limits resolvers enforce themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldLimits {
+    /// Largest `first` a list field accepts.
+    pub max_first: u32,
+}
+
+fn data<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a T> {
+    ctx.data::<T>()
+        .map_err(|_| coded(ErrorCode::Internal, "the request context is incomplete"))
+}
+
+/// The caller whose identity every upstream call carries.
+pub fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
+    data::<Caller>(ctx)
+}
+
+fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+    data::<AppState>(ctx)
+}
+
+/// Loads a user through the request's batched loader.
+pub async fn load_user(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Arc<User>>> {
+    data::<Users>(ctx)?.load_one(id.to_owned()).await.gql()
+}
+
+/// Fetches one profile directly (`GET /users/{id}`).
+pub async fn fetch_profile(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Arc<User>> {
+    let user = state(ctx)?
+        .upstreams()
+        .users
+        .get(caller(ctx)?, id)
+        .await
+        .gql()?;
+    Ok(Arc::new(user))
+}
+
+/// A page's users fetched together, or the one failure they share.
+pub type Prefetched = Result<Arc<HashMap<String, Arc<User>>>, UpstreamError>;
+
+/// Loads every user a page points at in one `load_many` (split only at the
+/// service's 100-id limit), so batching does not depend on how quickly the
+/// per-item resolvers happen to run, and a failure is not retried per item.
+async fn prefetch_users(
+    ctx: &Context<'_>,
+    ids: impl Iterator<Item = String>,
+) -> async_graphql::Result<Prefetched> {
+    let ids: HashSet<String> = ids.collect();
+    Ok(data::<Users>(ctx)?.load_many(ids).await.map(Arc::new))
+}
+
+/// A user from a page's prefetch when there is one, else from the loader.
+pub async fn user_of(
+    ctx: &Context<'_>,
+    id: &str,
+    prefetched: Option<&Prefetched>,
+) -> async_graphql::Result<Option<Arc<User>>> {
+    match prefetched {
+        Some(Ok(users)) => Ok(users.get(id).cloned()),
+        Some(Err(error)) => Err(error.clone()).gql(),
+        None => load_user(ctx, id).await,
+    }
+}
+
+/// What a list field's `first` is when the client leaves it out or null.
+pub const DEFAULT_FIRST: i32 = 10;
+
+/// A list field's cost for the complexity limit: its items' cost times how
+/// many it may return, so `first: 100` costs a hundred times `first: 1`.
+pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = usize::try_from(first.unwrap_or(DEFAULT_FIRST))
+        .unwrap_or(0)
+        .max(1);
+    items.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// `first` within `1..=max_first`, as the upstream's `limit`.
+fn page_size(ctx: &Context<'_>, first: Option<i32>) -> async_graphql::Result<u32> {
+    let max = data::<FieldLimits>(ctx)?.max_first;
+    u32::try_from(first.unwrap_or(DEFAULT_FIRST))
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            coded(
+                ErrorCode::BadRequest,
+                format!("`first` must be between 1 and {max}"),
+            )
+        })
+}
+
+/// Orders and notifications are private: only the caller's own are listed.
+fn own(ctx: &Context<'_>, user: &UserRef, what: &str) -> async_graphql::Result<()> {
+    if caller(ctx)?.user_id() == user.id() {
+        Ok(())
+    } else {
+        Err(coded(
+            ErrorCode::Forbidden,
+            format!("only your own {what} are visible"),
+        ))
+    }
+}
+
+/// `me`: the caller, without fetching anything until a field needs it.
+pub fn me<U: UserNode>(ctx: &Context<'_>) -> async_graphql::Result<U> {
+    Ok(U::from_ref(UserRef::by_id(caller(ctx)?.user_id())))
+}
+
+/// `user(id:)`: null when there is no such user.
+pub async fn user<U: UserNode>(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<U>> {
+    if id.is_empty() || id.contains(',') {
+        return Ok(None);
+    }
+    Ok(load_user(ctx, id)
+        .await?
+        .map(|p| U::from_ref(UserRef::loaded(p))))
+}
+
+/// `User.orders(first:, after:)`.
+pub async fn orders<U: UserNode>(
+    ctx: &Context<'_>,
+    user: &UserRef,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> async_graphql::Result<OrderConnection<U>> {
+    let limit = page_size(ctx, first)?;
+    own(ctx, user, "orders")?;
+    let page = state(ctx)?
+        .upstreams()
+        .orders
+        .list_for_user(caller(ctx)?, user.id(), limit, after)
+        .await
+        .gql()?;
+    let orders: Vec<_> = page.orders.into_iter().take(limit as usize).collect();
+    let sellers = if ctx.look_ahead().field("nodes").field("seller").exists() {
+        Some(prefetch_users(ctx, orders.iter().map(|o| o.seller_id.clone())).await?)
+    } else {
+        None
+    };
+    Ok(OrderConnection {
+        nodes: orders
+            .into_iter()
+            .map(|o| Order::new(o, sellers.clone()))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// `User.notifications(first:, unreadOnly:)`.
+pub async fn notifications<U: UserNode>(
+    ctx: &Context<'_>,
+    user: &UserRef,
+    first: Option<i32>,
+    unread_only: bool,
+) -> async_graphql::Result<NotificationConnection<U>> {
+    let limit = page_size(ctx, first)?;
+    own(ctx, user, "notifications")?;
+    let page = state(ctx)?
+        .upstreams()
+        .notifications
+        .list_for_user(caller(ctx)?, user.id(), limit, unread_only)
+        .await
+        .gql()?;
+    let notifications: Vec<_> = page
+        .notifications
+        .into_iter()
+        .take(limit as usize)
+        .collect();
+    let actors = if ctx.look_ahead().field("nodes").field("actor").exists() {
+        Some(prefetch_users(ctx, notifications.iter().filter_map(|n| n.actor_id.clone())).await?)
+    } else {
+        None
+    };
+    Ok(NotificationConnection {
+        nodes: notifications
+            .into_iter()
+            .map(|n| Notification::new(n, actors.clone()))
+            .collect(),
+        unread_count: page.unread_count,
+    })
+}
+
+/// `order(id:)`: null when it does not exist or is someone else's.
+pub async fn order<U: UserNode>(
+    ctx: &Context<'_>,
+    id: &ID,
+) -> async_graphql::Result<Option<Order<U>>> {
+    let caller = caller(ctx)?;
+    match state(ctx)?.upstreams().orders.get(caller, id).await {
+        Ok(order) if order.user_id == caller.user_id() => Ok(Some(order.into())),
+        Ok(_) => Ok(None),
+        Err(e) if matches!(e.kind, UpstreamErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(e).gql(),
+    }
+}
+
+/// `placeOrder` and its rules, for any BFF's `Mutation`.
+#[derive(Debug)]
+pub struct OrderMutations<U>(PhantomData<fn() -> U>);
+
+impl<U> Default for OrderMutations<U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[Object]
+impl<U: UserNode> OrderMutations<U> {
+    /// Places an order for the caller (scope `orders:write`). Sent once with
+    /// `idempotencyKey`, never retried: repeat with the same key to get the
+    /// same order after a lost reply.
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        items: Vec<OrderItemInput>,
+        idempotency_key: String,
+    ) -> async_graphql::Result<Order<U>> {
+        if !data::<Authenticated>(ctx)?
+            .claims
+            .has_scope(OrdersWrite::NAME)
+        {
+            return Err(coded(
+                ErrorCode::Forbidden,
+                format!("the token lacks the `{}` scope", OrdersWrite::NAME),
+            ));
+        }
+        let lines = items
+            .into_iter()
+            .map(|item| NewOrderLine {
+                sku: item.sku,
+                quantity: i64::from(item.quantity),
+            })
+            .collect();
+        let placed = compose::orders::place_order(
+            state(ctx)?.upstreams(),
+            caller(ctx)?,
+            &idempotency_key,
+            lines,
+        )
+        .await
+        .gql()?;
+        Ok(placed.order.into())
+    }
+}
+
+/// `markNotificationRead`, for any BFF's `Mutation`.
+#[derive(Debug)]
+pub struct NotificationMutations<U>(PhantomData<fn() -> U>);
+
+impl<U> Default for NotificationMutations<U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[Object]
+impl<U: UserNode> NotificationMutations<U> {
+    /// Marks one of the caller's notifications read; idempotent.
+    async fn mark_notification_read(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Notification<U>> {
+        let notification = state(ctx)?
+            .upstreams()
+            .notifications
+            .mark_read(caller(ctx)?, &id)
+            .await
+            .gql()?;
+        Ok(notification.into())
+    }
+}

@@ -1,0 +1,59 @@
+//! Building a BFF's schema once, with its limits and profile applied.
+
+use async_graphql::{EmptySubscription, ObjectType, Schema};
+
+use super::fields::FieldLimits;
+use crate::config::{GraphQlConfig, Profile};
+
+/// The schema of a BFF: its `Query` and `Mutation`, no subscriptions.
+pub type BffSchema<Q, M> = Schema<Q, M, EmptySubscription>;
+
+/// Builds the schema with depth, complexity, directive and recursion limits
+/// (checked during validation, before any resolver runs). In production,
+/// introspection and "did you mean" suggestions are off.
+pub fn build_schema<Q, M>(
+    query: Q,
+    mutation: M,
+    config: &GraphQlConfig,
+    profile: Profile,
+) -> BffSchema<Q, M>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+{
+    let builder = Schema::build(query, mutation, EmptySubscription)
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+        .limit_directives(config.max_directives)
+        .limit_recursive_depth(config.max_recursive_depth)
+        .data(FieldLimits {
+            max_first: config.max_first,
+        });
+    match profile {
+        Profile::Production => builder
+            .disable_introspection()
+            .disable_suggestions()
+            .finish(),
+        Profile::Development => builder.finish(),
+    }
+}
+
+/// Compares the code's SDL with the committed file. On drift, the error
+/// names the first differing line and the command that regenerates it.
+pub fn check_sdl(actual: &str, committed: &str, regenerate: &str) -> Result<(), String> {
+    if actual == committed {
+        return Ok(());
+    }
+    let line = actual
+        .lines()
+        .zip(committed.lines())
+        .position(|(a, c)| a != c)
+        .unwrap_or_else(|| actual.lines().count().min(committed.lines().count()));
+    Err(format!(
+        "the schema in code differs from the committed SDL (first at line {}: code has {:?}, file has {:?}); \
+         regenerate it with `{regenerate}` and commit the result",
+        line + 1,
+        actual.lines().nth(line).unwrap_or(""),
+        committed.lines().nth(line).unwrap_or(""),
+    ))
+}
