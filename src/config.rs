@@ -75,6 +75,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Limits of the BFF's own HTTP server.
     pub http: HttpConfig,
+    /// Which browser origins may call this BFF.
+    pub cors: CorsConfig,
     /// `production` (the default) or `development`: what the GraphQL
     /// endpoint reveals and accepts (introspection, suggestions, IDE,
     /// untrusted documents).
@@ -158,6 +160,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
+            cors: CorsConfig::default(),
             profile: Profile::default(),
             graphql: GraphQlConfig::default(),
         }
@@ -252,7 +255,8 @@ impl Default for AuthConfig {
     }
 }
 
-/// A GCRA quota per subject (per client IP where no subject is known).
+/// A GCRA quota per subject (per client IP where no subject is known),
+/// and one per client IP counted before any token is verified.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -260,6 +264,11 @@ pub struct RateLimitConfig {
     pub per_second: NonZeroU32,
     /// Requests allowed at once above the sustained rate.
     pub burst: NonZeroU32,
+    /// Sustained requests per second per client IP, counted before token
+    /// verification, so floods of bad tokens are limited too.
+    pub per_ip_per_second: NonZeroU32,
+    /// Burst of the per-IP quota.
+    pub per_ip_burst: NonZeroU32,
     /// How often idle keys are dropped, which bounds the limiter's memory.
     #[serde(with = "humantime_serde")]
     pub prune_interval: Duration,
@@ -270,6 +279,8 @@ impl Default for RateLimitConfig {
         Self {
             per_second: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             burst: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            per_ip_per_second: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            per_ip_burst: NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN),
             prune_interval: Duration::from_secs(30),
         }
     }
@@ -281,12 +292,26 @@ impl Default for RateLimitConfig {
 pub struct HttpConfig {
     /// Largest request body accepted (bytes); larger is `413`.
     pub body_limit: usize,
-    /// Whole-request deadline, reading the body included; past it `408`.
+    /// Whole-request deadline, reading the body included: a body that
+    /// trickles in slower than this gets `408`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// On SIGTERM, how long in-flight requests may take to finish.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Time a client has to send a request's headers; past it the
+    /// connection is closed (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Most request headers; more is `431`.
+    pub max_headers: usize,
+    /// Largest total size of the request headers in bytes; larger is `431`.
+    pub max_header_bytes: usize,
+    /// Most connections open at once; further ones are closed on accept.
+    pub max_connections: usize,
+    /// Proxies (addresses or CIDR ranges) whose `Forwarded` /
+    /// `X-Forwarded-For` name the client; from anyone else they are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -295,6 +320,35 @@ impl Default for HttpConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(5),
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Cross-origin access for browser apps served from other origins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`) allowed to call the BFF;
+    /// empty: no CORS headers at all. `*` only without credentials.
+    pub allowed_origins: Vec<String>,
+    /// Whether browsers may send cookies and credentials cross-origin.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allow_credentials: false,
+            max_age: Duration::from_secs(600),
         }
     }
 }
@@ -373,6 +427,29 @@ impl Config {
             ));
         }
         self.auth.validate()?;
+        self.cors.validate()?;
+        if self.http.max_header_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "http.max_header_bytes",
+                "must be at least 1024",
+            ));
+        }
+        let graphql = &self.graphql;
+        for (key, value) in [
+            ("http.max_headers", self.http.max_headers),
+            ("http.max_connections", self.http.max_connections),
+            ("graphql.max_document_bytes", graphql.max_document_bytes),
+            ("graphql.max_tokens", graphql.max_tokens),
+            ("graphql.max_depth", graphql.max_depth),
+            ("graphql.max_complexity", graphql.max_complexity),
+            ("graphql.max_recursive_depth", graphql.max_recursive_depth),
+            ("graphql.max_first", graphql.max_first as usize),
+            ("graphql.apq_cache_entries", graphql.apq_cache_entries),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be above zero"));
+            }
+        }
         if self.http.body_limit == 0 {
             return Err(ConfigError::invalid(
                 "http.body_limit",
@@ -391,6 +468,36 @@ impl UpstreamsConfig {
             ("orders", &self.orders),
             ("notifications", &self.notifications),
         ]
+    }
+}
+
+impl CorsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for origin in &self.allowed_origins {
+            if origin == "*" {
+                if self.allow_credentials {
+                    return Err(ConfigError::invalid(
+                        "cors.allowed_origins",
+                        "`*` cannot be combined with cors.allow_credentials; list the exact origins",
+                    ));
+                }
+                continue;
+            }
+            let exact = Url::parse(origin).ok().is_some_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !exact {
+                return Err(ConfigError::invalid(
+                    "cors.allowed_origins",
+                    format!("`{origin}` is not an exact origin like https://app.example.com"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -533,6 +640,20 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("auth.hs256_secret"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn zero_limits_and_loose_cors_are_refused() {
+        let err = load("[graphql]\nmax_depth = 0").expect_err("zero depth");
+        assert!(err.to_string().contains("graphql.max_depth"), "{err}");
+        let err = load("[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true")
+            .expect_err("wildcard");
+        assert!(err.to_string().contains("cors.allowed_origins"), "{err}");
+        let err = load("[cors]\nallowed_origins = [\"https://app.example.com/path\"]")
+            .expect_err("not exact");
+        assert!(err.to_string().contains("cors.allowed_origins"), "{err}");
+        load("[cors]\nallowed_origins = [\"https://app.example.com\", \"http://localhost:3000\"]")
+            .expect("exact origins");
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::upstream::{UpstreamError, UpstreamErrorKind};
 
 /// The contract's stable, lower_snake_case error codes, plus the few the
 /// contract leaves to us (`method_not_allowed`,
-/// `unsupported_media_type`, `conflict`, `request_timeout`, `not_ready`).
+/// `unsupported_media_type`, `conflict`, `request_timeout`,
+/// `headers_too_large`, `not_ready`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -35,6 +36,7 @@ pub enum ErrorCode {
     RequestTimeout,
     Conflict,
     PayloadTooLarge,
+    HeadersTooLarge,
     RateLimited,
     NotReady,
     UpstreamUnavailable,
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::RateLimited => "rate_limited",
             Self::NotReady => "not_ready",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -79,6 +82,7 @@ impl ErrorCode {
             StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
             StatusCode::CONFLICT => Self::Conflict,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeadersTooLarge,
             StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
             StatusCode::BAD_GATEWAY => Self::UpstreamBadResponse,
             StatusCode::SERVICE_UNAVAILABLE => Self::UpstreamUnavailable,
@@ -113,6 +117,8 @@ pub enum ApiError {
     Conflict(Cow<'static, str>),
     #[error("the request body is larger than the limit")]
     PayloadTooLarge,
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("too many requests; retry after {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
     /// The BFF is draining or not started; a readiness answer.
@@ -136,6 +142,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::NotReady(_) => ErrorCode::NotReady,
             Self::Upstream(e) => upstream_code(e),
@@ -155,6 +162,7 @@ impl ApiError {
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,

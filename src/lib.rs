@@ -9,10 +9,14 @@
 pub mod auth;
 /// Command-line flags shared by every BFF binary.
 pub mod cli;
+/// The client's address: the socket peer, or what trusted proxies forwarded for.
+pub mod client_ip;
 /// Composition: concurrent fan-out over upstream clients with a partial-failure policy.
 pub mod compose;
 /// Typed configuration: TOML file, environment overrides, validation at start.
 pub mod config;
+/// Cross-origin access per BFF.
+pub mod cors;
 /// Built-in upstream services that follow the contracts, for `--demo` and the tests.
 pub mod demo;
 /// The one place where failures become the contract's JSON error body.
@@ -21,6 +25,10 @@ pub mod error;
 pub mod extract;
 /// GraphQL: shared types and resolvers, limits, persisted documents, GraphQL over HTTP.
 pub mod graphql;
+/// Request header count and size limits (`431`).
+pub mod header_limits;
+/// Accepting connections with connection-level limits and graceful shutdown.
+pub mod listener;
 /// Per-subject (or per-IP) rate limiting with `governor` and the RateLimit headers.
 pub mod rate_limit;
 /// Request id and W3C trace context: kept from the client or started here.

@@ -1,15 +1,19 @@
-//! Per-subject (or per-IP) rate limiting with `governor` and the RateLimit headers.
+//! Rate limiting with `governor`: per subject, and per client IP before
+//! authentication, with the RateLimit headers.
 //!
-//! One GCRA quota per BFF, one state per key. Keys are the token's subject
-//! on authenticated routes and the client IP elsewhere. A background task
-//! drops keys whose state has returned to "fresh", so a flood of distinct
-//! keys costs memory only for as long as those keys are actually limited.
+//! One GCRA quota per BFF, one state per key. Authenticated routes are
+//! counted twice: first against the client IP, before the token is even
+//! verified (so floods of bad tokens are limited too), then against the
+//! token's subject. A background task drops keys whose state has returned
+//! to "fresh", so a flood of distinct keys costs memory only for as long as
+//! those keys are actually limited.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +22,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::auth::Authenticated;
+use crate::client_ip::ClientIp;
 use crate::config::RateLimitConfig;
 use crate::error::{ApiError, seconds_header};
 use crate::server::AppState;
@@ -51,12 +56,22 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(config: &RateLimitConfig) -> Self {
-        let quota = Quota::per_second(config.per_second).allow_burst(config.burst);
+    /// The per-subject limiter of `rate_limit.per_second` / `burst`.
+    pub fn per_subject(config: &RateLimitConfig) -> Self {
+        Self::with_quota(config.per_second, config.burst)
+    }
+
+    /// The per-IP limiter counted before token verification.
+    pub fn per_ip(config: &RateLimitConfig) -> Self {
+        Self::with_quota(config.per_ip_per_second, config.per_ip_burst)
+    }
+
+    pub fn with_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        let quota = Quota::per_second(per_second).allow_burst(burst);
         Self {
             limiter: governor::RateLimiter::keyed(quota)
                 .with_middleware::<StateInformationMiddleware>(),
-            burst: config.burst.get(),
+            burst: burst.get(),
             replenish_one: quota.replenish_interval(),
         }
     }
@@ -115,6 +130,16 @@ impl RateLimiter {
         let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
         headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset_secs));
     }
+
+    /// The `429` reply, with every header a client needs to back off.
+    fn refusal(&self, retry_after: Duration) -> Response {
+        let mut response = ApiError::RateLimited { retry_after }.into_response();
+        let headers = response.headers_mut();
+        let full = retry_after + self.replenish_one * self.burst.saturating_sub(1);
+        self.write_headers(headers, 0, full);
+        headers.insert(axum::http::header::RETRY_AFTER, seconds_header(retry_after));
+        response
+    }
 }
 
 /// Middleware: counts the request against its subject (or IP) and adds the
@@ -125,52 +150,53 @@ pub async fn enforce_rate_limit(
     next: Next,
 ) -> Response {
     let limiter = state.rate_limiter();
-    let key = key_for(&request);
-    match limiter.check(&key) {
+    match limiter.check(&key_for(&request)) {
         Decision::Allowed { remaining, reset } => {
             let mut response = next.run(request).await;
             limiter.write_headers(response.headers_mut(), remaining, reset);
             response
         }
-        Decision::Limited { retry_after } => {
-            let mut response = ApiError::RateLimited { retry_after }.into_response();
-            let headers = response.headers_mut();
-            limiter.write_headers(
-                headers,
-                0,
-                retry_after + limiter.replenish_one * limiter.burst.saturating_sub(1),
-            );
-            headers.insert(axum::http::header::RETRY_AFTER, seconds_header(retry_after));
-            response
-        }
+        Decision::Limited { retry_after } => limiter.refusal(retry_after),
     }
 }
 
-fn key_for(request: &Request) -> LimitKey {
-    if let Some(auth) = request.extensions().get::<Authenticated>() {
-        return LimitKey::Subject(auth.claims.subject.clone());
+/// Middleware, before authentication: counts every request against its
+/// client IP, so a flood of bad tokens is limited like any other.
+pub async fn enforce_ip_limit(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limiter = state.ip_rate_limiter();
+    match limiter.check(&LimitKey::Ip(client_ip(&request))) {
+        Decision::Allowed { .. } => next.run(request).await,
+        Decision::Limited { retry_after } => limiter.refusal(retry_after),
     }
-    let ip = request
+}
+
+fn client_ip(request: &Request) -> IpAddr {
+    request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
-            addr.ip()
-        });
-    LimitKey::Ip(ip)
+        .get::<ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientIp(ip)| *ip)
+}
+
+fn key_for(request: &Request) -> LimitKey {
+    match request.extensions().get::<Authenticated>() {
+        Some(auth) => LimitKey::Subject(auth.claims.subject.clone()),
+        None => LimitKey::Ip(client_ip(request)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU32;
-
     use super::*;
 
     fn limiter(per_second: u32, burst: u32) -> RateLimiter {
-        RateLimiter::new(&RateLimitConfig {
-            per_second: NonZeroU32::new(per_second).expect("nonzero"),
-            burst: NonZeroU32::new(burst).expect("nonzero"),
-            prune_interval: Duration::from_secs(60),
-        })
+        RateLimiter::with_quota(
+            NonZeroU32::new(per_second).expect("nonzero"),
+            NonZeroU32::new(burst).expect("nonzero"),
+        )
     }
 
     #[test]

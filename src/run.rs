@@ -17,7 +17,8 @@ use crate::cli::{Args, usage};
 use crate::config::{Config, ConfigSources, Profile, Secret};
 use crate::demo::DemoUpstreams;
 use crate::demo::token::{self, DevClaims};
-use crate::server::{AppState, serve};
+use crate::listener::serve;
+use crate::server::AppState;
 
 /// What makes one BFF binary: its name, its defaults, its routes.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +110,7 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
 
     let listen = config.listen;
     let drain_timeout = config.http.drain_timeout;
+    let http = config.http.clone();
     let dev_claims = demo_secret.as_ref().map(|_| {
         let mut claims = DevClaims::new("u1", "orders:write", Duration::from_secs(24 * 3600));
         claims.iss = config.auth.issuer.clone();
@@ -144,7 +146,7 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
         }
     };
     tokio::select! {
-        served = serve(listener, app, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
+        served = serve(listener, app, &http, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
         () = drain_deadline => tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections"),
     }
     drop(demo);

@@ -1,29 +1,32 @@
 //! The router, its layer stack, operations endpoints and graceful shutdown.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, COOKIE, PROXY_AUTHORIZATION, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::{JwtVerifier, authenticate};
+use crate::client_ip::resolve_client_ip;
 use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
-use crate::rate_limit::{RateLimiter, enforce_rate_limit};
+use crate::header_limits::enforce_header_limits;
+use crate::rate_limit::{RateLimiter, enforce_ip_limit, enforce_rate_limit};
 use crate::request_context::{RequestContext, attach_request_context};
 use crate::upstream::Upstreams;
 
@@ -38,6 +41,7 @@ struct Inner {
     upstreams: Upstreams,
     verifier: JwtVerifier,
     rate_limiter: Arc<RateLimiter>,
+    ip_rate_limiter: Arc<RateLimiter>,
     draining: AtomicBool,
 }
 
@@ -47,14 +51,17 @@ impl AppState {
     pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
         let upstreams = Upstreams::from_config(&config.upstreams)?;
         let verifier = JwtVerifier::from_config(&config.auth)?;
-        let rate_limiter = Arc::new(RateLimiter::new(&config.rate_limit));
+        let rate_limiter = Arc::new(RateLimiter::per_subject(&config.rate_limit));
         RateLimiter::spawn_pruner(&rate_limiter, config.rate_limit.prune_interval);
+        let ip_rate_limiter = Arc::new(RateLimiter::per_ip(&config.rate_limit));
+        RateLimiter::spawn_pruner(&ip_rate_limiter, config.rate_limit.prune_interval);
         Ok(Self(Arc::new(Inner {
             name,
             config,
             upstreams,
             verifier,
             rate_limiter,
+            ip_rate_limiter,
             draining: AtomicBool::new(false),
         })))
     }
@@ -80,6 +87,11 @@ impl AppState {
         &self.0.rate_limiter
     }
 
+    /// The per-IP limiter counted before authentication.
+    pub fn ip_rate_limiter(&self) -> &RateLimiter {
+        &self.0.ip_rate_limiter
+    }
+
     /// From now on `/readyz` fails, so load balancers stop sending traffic
     /// while in-flight requests finish.
     pub fn start_draining(&self) {
@@ -94,11 +106,16 @@ impl AppState {
 /// The whole application: operations endpoints, the BFF's authenticated
 /// `routes` behind auth and rate limiting, and the shared layer stack.
 pub fn router(state: AppState, routes: Router<AppState>) -> Router {
-    // Layers added later run first: authenticate, then count against the
-    // subject the token names.
+    // Layers added later run first: the reply is marked private, the client
+    // IP is counted, the token verified, then its subject counted.
     let authenticated = routes
         .route_layer(from_fn_with_state(state.clone(), enforce_rate_limit))
-        .route_layer(from_fn_with_state(state.clone(), authenticate));
+        .route_layer(from_fn_with_state(state.clone(), authenticate))
+        .route_layer(from_fn_with_state(state.clone(), enforce_ip_limit))
+        .route_layer(SetResponseHeaderLayer::if_not_present(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -109,6 +126,10 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         // Before auth: the IDE page itself needs no token.
         router = router.layer(from_fn(crate::graphql::ide::serve_graphiql));
     }
+    if let Some(cors) = crate::cors::layer(&state.config().cors) {
+        // Preflights are answered here, before auth and routing.
+        router = router.layer(cors);
+    }
     router
         .layer(
             // Outermost first. Keep README's layer inventory in step.
@@ -117,6 +138,15 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                 .layer(from_fn(attach_request_context))
                 // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
                 .layer(from_fn(render_error_body))
+                // Browsers must not guess a reply's type.
+                .layer(SetResponseHeaderLayer::overriding(
+                    X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                // Too many or too large headers: 431, before anything reads them.
+                .layer(from_fn_with_state(state.clone(), enforce_header_limits))
+                // The client's address: the peer, or what trusted proxies forwarded for.
+                .layer(from_fn_with_state(state.clone(), resolve_client_ip))
                 // Credentials are redacted from anything that logs headers.
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     AUTHORIZATION,
@@ -178,19 +208,4 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed("this route does not accept that method")
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish. Client addresses reach the rate limiter.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

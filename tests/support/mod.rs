@@ -82,9 +82,13 @@ impl TestAppBuilder {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let app = (spec.app)(state.clone());
-        let server = tokio::spawn(bff_core::server::serve(listener, app, async {
-            let _ = rx.await;
-        }));
+        let http = state.config().http.clone();
+        let server = tokio::spawn(async move {
+            bff_core::listener::serve(listener, app, &http, async {
+                let _ = rx.await;
+            })
+            .await
+        });
         TestApp {
             base: format!("http://{addr}"),
             upstreams,

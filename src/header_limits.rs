@@ -1,0 +1,39 @@
+//! Request header limits, answered with the contract's `431` body.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// Middleware: refuses requests with more headers, or more header bytes,
+/// than `http.max_headers` / `http.max_header_bytes` allow.
+pub async fn enforce_header_limits(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let http = &state.config().http;
+    let headers = request.headers();
+    if headers.len() > http.max_headers {
+        return ApiError::HeadersTooLarge(format!(
+            "the request has more than {} headers",
+            http.max_headers
+        ))
+        .into_response();
+    }
+    // Name, value and the ": " and CRLF around them, as on the wire.
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if bytes > http.max_header_bytes {
+        return ApiError::HeadersTooLarge(format!(
+            "the request headers are larger than {} bytes",
+            http.max_header_bytes
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}
