@@ -71,6 +71,8 @@ pub struct Config {
     pub upstreams: UpstreamsConfig,
     /// How bearer tokens are verified.
     pub auth: AuthConfig,
+    /// API keys for machine clients.
+    pub api_keys: ApiKeysConfig,
     /// The per-subject quota of this BFF.
     pub rate_limit: RateLimitConfig,
     /// Limits of the BFF's own HTTP server.
@@ -158,6 +160,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             upstreams: UpstreamsConfig::default(),
             auth: AuthConfig::default(),
+            api_keys: ApiKeysConfig::default(),
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
@@ -222,7 +225,8 @@ pub struct UpstreamConfig {
     pub max_response_bytes: Option<usize>,
 }
 
-/// Token verification. Exactly one of `hs256_secret` and `public_key_pem`.
+/// Token verification. Exactly one of `hs256_secret`, `public_key_pem` and
+/// `jwks_url`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
@@ -231,6 +235,21 @@ pub struct AuthConfig {
     /// PEM public key; its type pins the algorithm (RSA: RS256, P-256:
     /// ES256, P-384: ES384, Ed25519: EdDSA).
     pub public_key_pem: Option<Secret>,
+    /// An identity provider's JWKS: keys by `kid`, each pinned to its algorithm.
+    pub jwks_url: Option<Url>,
+    /// How often the key set is fetched again.
+    #[serde(with = "humantime_serde")]
+    pub jwks_ttl: Duration,
+    /// At most one extra fetch per this interval, for tokens with an unknown `kid`.
+    #[serde(with = "humantime_serde")]
+    pub jwks_cooldown: Duration,
+    /// Time allowed for one key set fetch.
+    #[serde(with = "humantime_serde")]
+    pub jwks_timeout: Duration,
+    /// When set, the token header's `typ` must be this (e.g. `at+jwt`).
+    pub typ: Option<String>,
+    /// Claims every token must carry, beyond `exp` and `sub`.
+    pub required_claims: Vec<String>,
     /// When set, tokens must carry exactly this `iss`.
     pub issuer: Option<String>,
     /// When set, tokens must carry this `aud`.
@@ -247,6 +266,12 @@ impl Default for AuthConfig {
         Self {
             hs256_secret: None,
             public_key_pem: None,
+            jwks_url: None,
+            jwks_ttl: Duration::from_secs(300),
+            jwks_cooldown: Duration::from_secs(30),
+            jwks_timeout: Duration::from_secs(2),
+            typ: None,
+            required_claims: Vec::new(),
             issuer: None,
             audience: None,
             leeway: Duration::from_secs(30),
@@ -327,6 +352,45 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// API keys: a second way in, for machine clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysConfig {
+    /// The header a key is sent in.
+    pub header: String,
+    /// The accepted keys; none by default.
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        Self {
+            header: "x-api-key".to_owned(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// One machine client's key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Shown in logs instead of the key.
+    pub name: String,
+    /// Hex SHA-256 of the key (`printf %s "$KEY" | sha256sum`); the key
+    /// itself is never configured.
+    pub sha256: String,
+    /// The user id the key acts as upstream.
+    pub subject: String,
+    /// Space-separated scopes, as in a token.
+    #[serde(default)]
+    pub scope: String,
+    /// This key's own sustained requests per second.
+    pub per_second: u32,
+    /// This key's own burst.
+    pub burst: u32,
 }
 
 /// Cross-origin access for browser apps served from other origins.
@@ -503,25 +567,51 @@ impl CorsConfig {
 
 impl AuthConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        match (&self.hs256_secret, &self.public_key_pem) {
-            (None, None) => Err(ConfigError::invalid(
-                "auth.hs256_secret",
-                "is required (or set auth.public_key_pem instead)",
-            )),
-            (Some(_), Some(_)) => Err(ConfigError::invalid(
-                "auth.public_key_pem",
-                "cannot be set together with auth.hs256_secret; pick one key",
-            )),
-            (Some(secret), None) if secret.expose().len() < 32 => Err(ConfigError::invalid(
+        let sources = [
+            self.hs256_secret.is_some(),
+            self.public_key_pem.is_some(),
+            self.jwks_url.is_some(),
+        ];
+        match sources.iter().filter(|set| **set).count() {
+            0 => {
+                return Err(ConfigError::invalid(
+                    "auth.hs256_secret",
+                    "is required (or set auth.public_key_pem or auth.jwks_url instead)",
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "auth",
+                    "set only one of auth.hs256_secret, auth.public_key_pem and auth.jwks_url",
+                ));
+            }
+        }
+        if self
+            .hs256_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err(ConfigError::invalid(
                 "auth.hs256_secret",
                 "must be at least 32 bytes (RFC 7518 section 3.2)",
-            )),
-            _ if self.max_token_bytes < 64 => Err(ConfigError::invalid(
+            ));
+        }
+        if let Some(url) = &self.jwks_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return Err(ConfigError::invalid(
+                "auth.jwks_url",
+                "must be an http or https URL",
+            ));
+        }
+        if self.max_token_bytes < 64 {
+            return Err(ConfigError::invalid(
                 "auth.max_token_bytes",
                 "must be at least 64",
-            )),
-            _ => Ok(()),
+            ));
         }
+        Ok(())
     }
 }
 

@@ -149,8 +149,16 @@ pub async fn enforce_rate_limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let limiter = state.rate_limiter();
-    match limiter.check(&key_for(&request)) {
+    let api_key = request
+        .extensions()
+        .get::<Authenticated>()
+        .and_then(|auth| auth.api_key.clone());
+    // A machine client's key has its own quota; everyone else shares the BFF's.
+    let (limiter, key) = match &api_key {
+        Some(api_key) => (&api_key.limiter, LimitKey::Subject(api_key.name.clone())),
+        None => (state.rate_limiter(), key_for(&request)),
+    };
+    match limiter.check(&key) {
         Decision::Allowed { remaining, reset } => {
             let mut response = next.run(request).await;
             limiter.write_headers(response.headers_mut(), remaining, reset);

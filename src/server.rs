@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::{JwtVerifier, authenticate};
+use crate::auth::{ApiKeys, JwtVerifier, authenticate};
 use crate::client_ip::resolve_client_ip;
 use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
@@ -40,6 +40,7 @@ struct Inner {
     config: Config,
     upstreams: Upstreams,
     verifier: JwtVerifier,
+    api_keys: ApiKeys,
     rate_limiter: Arc<RateLimiter>,
     ip_rate_limiter: Arc<RateLimiter>,
     draining: AtomicBool,
@@ -51,6 +52,7 @@ impl AppState {
     pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
         let upstreams = Upstreams::from_config(&config.upstreams)?;
         let verifier = JwtVerifier::from_config(&config.auth)?;
+        let api_keys = ApiKeys::from_config(&config.api_keys)?;
         let rate_limiter = Arc::new(RateLimiter::per_subject(&config.rate_limit));
         RateLimiter::spawn_pruner(&rate_limiter, config.rate_limit.prune_interval);
         let ip_rate_limiter = Arc::new(RateLimiter::per_ip(&config.rate_limit));
@@ -60,6 +62,7 @@ impl AppState {
             config,
             upstreams,
             verifier,
+            api_keys,
             rate_limiter,
             ip_rate_limiter,
             draining: AtomicBool::new(false),
@@ -81,6 +84,11 @@ impl AppState {
 
     pub fn verifier(&self) -> &JwtVerifier {
         &self.0.verifier
+    }
+
+    /// The configured API keys.
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.0.api_keys
     }
 
     pub fn rate_limiter(&self) -> &RateLimiter {

@@ -62,9 +62,12 @@ async fn the_user_loader_splits_more_than_100_ids_into_batches_of_100() {
     demo.point_config_at_self(&mut config);
     let upstreams = bff_core::upstream::Upstreams::from_config(&config.upstreams).expect("clients");
     let ctx = bff_core::request_context::RequestContext::from_headers(&Default::default());
-    let caller =
-        bff_core::upstream::Caller::new(&ctx, "u1".into(), "Bearer t".parse().expect("header"))
-            .expect("caller");
+    let caller = bff_core::upstream::Caller::new(
+        &ctx,
+        "u1".into(),
+        Some("Bearer t".parse().expect("header")),
+    )
+    .expect("caller");
     let loader = bff_core::graphql::loader::users_loader(upstreams.users.clone(), caller);
 
     let ids: Vec<String> = (1..=150).map(|n| format!("u{n}")).collect();

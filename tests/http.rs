@@ -1,5 +1,5 @@
 //! HTTP plumbing: contract errors for every failure, operations endpoints,
-//! body limits, graceful shutdown.
+//! graceful shutdown. Body limits are in `attacks.rs`.
 
 mod support;
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 use bff_core::demo::Fault;
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
-use support::{Bff, TestApp, assert_error_body, json_body, raw_http};
+use support::{Bff, TestApp, assert_error_body, json_body};
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_contract_errors() {
@@ -44,39 +44,6 @@ async fn health_and_readiness_answer_without_auth() {
     let (status, _, body) = json_body(app.get("/readyz", None).await).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_error_body(&body, "not_ready");
-}
-
-#[tokio::test]
-async fn bodies_over_the_limit_are_413_sized_or_chunked() {
-    let app = TestApp::builder(Bff::Web)
-        .config("[http]\nbody_limit = 1024")
-        .spawn()
-        .await;
-    let token = app.token("u1", "orders:write");
-    let big = format!(
-        "{{\"items\": [{{\"sku\": \"{}\", \"quantity\": 1}}]}}",
-        "a".repeat(1100)
-    );
-
-    let sized = format!(
-        "POST /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nIdempotency-Key: k\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}",
-        big.len()
-    );
-    let reply = raw_http(app.addr(), sized.as_bytes(), Duration::from_secs(5)).await;
-    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
-    assert!(reply.contains("\"code\":\"payload_too_large\""), "{reply}");
-
-    let chunked = format!(
-        "POST /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nIdempotency-Key: k\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
-         {:x}\r\n{big}\r\n0\r\n\r\n",
-        big.len()
-    );
-    let reply = raw_http(app.addr(), chunked.as_bytes(), Duration::from_secs(5)).await;
-    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
-    assert!(reply.contains("\"code\":\"payload_too_large\""), "{reply}");
-    assert_eq!(app.total_calls(), 0);
 }
 
 #[tokio::test]

@@ -121,15 +121,27 @@ fn an_unknown_flag_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage:"));
 }
 
-/// Reads lines from `reader` until `pred` matches one; returns it.
-fn wait_for_line(reader: &mut impl BufRead, pred: impl Fn(&str) -> bool) -> String {
-    let mut line = String::new();
+/// Reads lines from `reader` until `pred` matches one and returns it;
+/// fails after a minute rather than hanging the suite. The rest of the
+/// output keeps being drained, so the child never blocks on a full pipe.
+fn wait_for_line(reader: impl BufRead + Send + 'static, pred: impl Fn(&str) -> bool) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                // Nobody waits any more: keep draining.
+                continue;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        line.clear();
-        let n = reader.read_line(&mut line).expect("read output");
-        assert!(n > 0, "the binary exited before printing the expected line");
-        if pred(&line) {
-            return line.trim().to_owned();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line.trim().to_owned(),
+            Ok(_) => {}
+            Err(_) => panic!("the binary did not print the expected line within a minute"),
         }
     }
 }
@@ -174,8 +186,8 @@ fn environment_variables_alone_configure_the_binary() {
         .spawn()
         .expect("starts");
     let mut running = Running(child);
-    let mut stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
-    let line = wait_for_line(&mut stderr, |l| l.contains("listening"));
+    let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
+    let line = wait_for_line(stderr, |l| l.contains("listening"));
     let addr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("local="))
@@ -196,8 +208,8 @@ fn demo_mode_prints_a_working_curl_line_and_stops_on_sigterm() {
         .spawn()
         .expect("starts");
     let mut running = Running(child);
-    let mut stdout = BufReader::new(running.0.stdout.take().expect("stdout"));
-    let curl = wait_for_line(&mut stdout, |l| l.starts_with("curl "));
+    let stdout = BufReader::new(running.0.stdout.take().expect("stdout"));
+    let curl = wait_for_line(stdout, |l| l.starts_with("curl "));
     let token = curl
         .split("Bearer ")
         .nth(1)
@@ -219,4 +231,112 @@ fn demo_mode_prints_a_working_curl_line_and_stops_on_sigterm() {
         running.0.wait().expect("exits").success(),
         "SIGTERM should stop it cleanly"
     );
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Sends `count` requests with distinct random tokens over one keep-alive
+/// connection; every one must be refused with 401.
+fn flood(addr: &str, count: usize, seed: u64) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // One write per request and no Nagle delay: otherwise each request
+    // waits on a delayed ACK and the flood measures TCP, not the gateway.
+    stream.set_nodelay(true).expect("nodelay");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut state = seed;
+    for _ in 0..count {
+        // xorshift: cheap distinct bytes for the payload and signature.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let token = format!(
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1{state:016x}In0.{:016x}{state:016x}",
+            state.rotate_left(7)
+        );
+        let request = format!(
+            "GET /user-dashboard HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("status line");
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+    }
+}
+
+#[test]
+fn a_flood_of_distinct_bad_tokens_leaves_memory_at_baseline() {
+    const CLIENTS: usize = 8;
+    const TOTAL: usize = 100_000;
+    let child = Command::new(BIN)
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
+        .env("BFF_AUTH__HS256_SECRET", SECRET)
+        // Every token is verified, none is stopped early by the IP quota.
+        .env("BFF_RATE_LIMIT__PER_IP_PER_SECOND", "1000000")
+        .env("BFF_RATE_LIMIT__PER_IP_BURST", "1000000")
+        // Refused tokens log at debug; keep the flood's stderr quiet.
+        .env("RUST_LOG", "warn,bff_core::run=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut running = Running(child);
+    let pid = running.0.id();
+    let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
+    let addr = wait_for_line(stderr, |l| l.contains("listening"))
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("local=").map(str::to_owned))
+        .expect("address");
+
+    let run = |total: usize, seed: u64| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let addr = addr.clone();
+                std::thread::spawn(move || flood(&addr, total / CLIENTS, seed + i as u64 * 7919))
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("client thread");
+        }
+    };
+    run(4_000, 1);
+    let baseline = rss_kib(pid);
+    run(TOTAL, 1_000_003);
+    let after = rss_kib(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = rss_kib(pid);
+    eprintln!(
+        "bff-web RSS: baseline {baseline} KiB, after {TOTAL} bad tokens {after} KiB, 1 s later {settled} KiB"
+    );
+    assert!(
+        settled <= baseline + 8 * 1024,
+        "memory grew with distinct tokens: {baseline} KiB -> {settled} KiB"
+    );
+    terminate(&running.0);
+    assert!(running.0.wait().expect("exits").success());
 }

@@ -7,16 +7,21 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{AuthError, Claims};
+use std::sync::Arc;
+
+use super::{ApiKey, AuthError, Claims};
 use crate::error::ApiError;
 use crate::server::AppState;
 
-/// A verified caller: its claims and the `Authorization` header it sent,
-/// which is forwarded upstream unchanged.
+/// A verified caller: its claims, the `Authorization` header it sent
+/// (forwarded upstream unchanged), or the API key it used.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub claims: Claims,
-    pub authorization: HeaderValue,
+    /// The caller's bearer credentials; `None` for API-key callers.
+    pub authorization: Option<HeaderValue>,
+    /// The machine client's key, when it came in with one.
+    pub api_key: Option<Arc<ApiKey>>,
 }
 
 impl From<AuthError> for ApiError {
@@ -29,12 +34,25 @@ impl From<AuthError> for ApiError {
 }
 
 /// Middleware: refuses the request with `401` unless it carries a valid
-/// bearer token; otherwise attaches [`Authenticated`].
+/// API key or bearer token; otherwise attaches [`Authenticated`].
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let api_keys = state.api_keys();
+    if let Some(presented) = request.headers().get(api_keys.header()) {
+        let Some(key) = api_keys.find(presented.as_bytes()) else {
+            return ApiError::from(AuthError::InvalidApiKey).into_response();
+        };
+        let authenticated = Authenticated {
+            claims: key.claims.clone(),
+            authorization: None,
+            api_key: Some(key),
+        };
+        request.extensions_mut().insert(authenticated);
+        return next.run(request).await;
+    }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
         return ApiError::from(AuthError::Missing).into_response();
     };
@@ -47,11 +65,12 @@ pub async fn authenticate(
     let Some(token) = token else {
         return ApiError::from(AuthError::Missing).into_response();
     };
-    match state.verifier().verify(token) {
+    match state.verifier().verify(token).await {
         Ok(claims) => {
             let authenticated = Authenticated {
                 claims,
-                authorization: header.clone(),
+                authorization: Some(header.clone()),
+                api_key: None,
             };
             request.extensions_mut().insert(authenticated);
             next.run(request).await

@@ -5,8 +5,11 @@
 //! in the request's extensions, where handlers (and the rate limiter, which
 //! keys by subject) find it.
 
+mod api_keys;
+mod jwks;
 mod middleware;
 mod verifier;
 
+pub use api_keys::{ApiKey, ApiKeys};
 pub use middleware::{Authenticated, authenticate};
 pub use verifier::{AuthError, Claims, JwtVerifier};

@@ -1,12 +1,14 @@
-//! Verifying a bearer token against the one configured key.
+//! Verifying a bearer token against the configured keys.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
+use super::jwks::{JwksKeys, PinnedKey};
 use crate::config::{AuthConfig, ConfigError};
 
 /// Longest subject accepted: it becomes a path segment and a header upstream.
@@ -21,6 +23,7 @@ pub enum AuthError {
     Expired,
     NotYetValid,
     Invalid,
+    InvalidApiKey,
 }
 
 impl AuthError {
@@ -31,6 +34,7 @@ impl AuthError {
             Self::Expired => "the bearer token has expired",
             Self::NotYetValid => "the bearer token is not valid yet",
             Self::Invalid => "the bearer token is not valid",
+            Self::InvalidApiKey => "the API key is not valid",
         }
     }
 
@@ -40,7 +44,7 @@ impl AuthError {
     }
 }
 
-/// What a handler may rely on from a verified token.
+/// What a handler may rely on from a verified token (or API key).
 #[derive(Debug, Clone)]
 pub struct Claims {
     /// The `sub` claim: the user id used upstream.
@@ -60,81 +64,129 @@ struct TokenClaims {
     sub: String,
     #[serde(default)]
     scope: Option<String>,
+    /// Every other claim, by name only, for the required-claims check.
+    #[serde(flatten)]
+    others: HashMap<String, IgnoredAny>,
 }
 
-/// Verifies tokens against the configured key. The accepted algorithm comes
-/// from the key, never from the token's header, so `alg: none` and
-/// RS256-to-HS256 confusion are refused by construction.
-#[derive(Clone)]
+/// Where verification keys come from.
+#[derive(Debug)]
+enum Keys {
+    /// One configured key (HMAC secret or PEM public key).
+    Static(PinnedKey),
+    /// An identity provider's key set, by `kid`.
+    Jwks(Arc<JwksKeys>),
+}
+
+/// Verifies tokens. The accepted algorithm comes from the key (the static
+/// key's type, or each JWK), never from the token's header, so `alg: none`
+/// and RS256-to-HS256 confusion are refused by construction; the header's
+/// `jku`, `x5u` and `jwk` are never read, and `kid` is only a map key.
+#[derive(Debug)]
 pub struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: Keys,
+    /// One validation per algorithm a key may pin, built once.
+    validations: HashMap<Algorithm, Validation>,
     max_token_bytes: usize,
-}
-
-impl std::fmt::Debug for JwtVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtVerifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
-    }
+    typ: Option<String>,
+    required_claims: Vec<String>,
 }
 
 impl JwtVerifier {
+    /// Builds the verifier; with `auth.jwks_url` this starts the key set's
+    /// fetching, so it must run inside a Tokio runtime.
     pub fn from_config(config: &AuthConfig) -> Result<Self, ConfigError> {
-        let (key, algorithm) = match (&config.hs256_secret, &config.public_key_pem) {
-            (Some(secret), None) => (
-                DecodingKey::from_secret(secret.expose().as_bytes()),
-                Algorithm::HS256,
-            ),
-            (None, Some(pem)) => pinned_public_key(pem.expose().as_bytes())?,
+        let keys = match (
+            &config.hs256_secret,
+            &config.public_key_pem,
+            &config.jwks_url,
+        ) {
+            (Some(secret), None, None) => Keys::Static(PinnedKey {
+                key: DecodingKey::from_secret(secret.expose().as_bytes()),
+                algorithm: Algorithm::HS256,
+            }),
+            (None, Some(pem), None) => Keys::Static(pinned_public_key(pem.expose().as_bytes())?),
+            (None, None, Some(url)) => Keys::Jwks(JwksKeys::start(url.clone(), config)?),
             _ => {
                 return Err(ConfigError::Invalid {
-                    key: "auth.hs256_secret".to_owned(),
-                    message: "set exactly one of auth.hs256_secret and auth.public_key_pem"
+                    key: "auth".to_owned(),
+                    message: "set exactly one of auth.hs256_secret, auth.public_key_pem and auth.jwks_url"
                         .to_owned(),
                 });
             }
         };
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = config.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required: HashSet<String> = HashSet::from(["exp".to_owned(), "sub".to_owned()]);
-        match &config.issuer {
-            Some(issuer) => {
-                validation.set_issuer(&[issuer]);
-                required.insert("iss".to_owned());
-            }
-            None => validation.iss = None,
-        }
-        match &config.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.insert("aud".to_owned());
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.required_spec_claims = required;
+        let base = base_validation(config);
+        let validations = [
+            Algorithm::HS256,
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ]
+        .into_iter()
+        .map(|alg| {
+            let mut validation = base.clone();
+            validation.algorithms = vec![alg];
+            (alg, validation)
+        })
+        .collect();
         Ok(Self {
-            key,
-            validation,
+            keys,
+            validations,
             max_token_bytes: config.max_token_bytes,
+            typ: config.typ.clone(),
+            required_claims: config.required_claims.clone(),
         })
     }
 
-    /// Verifies signature, `exp`, `nbf`, `iss`, `aud`, and the subject's form.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+    /// Verifies size, header, signature, `exp`, `nbf`, `iss`, `aud`, `typ`,
+    /// required claims and the subject's form.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::TooLarge);
         }
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
-            .map_err(|e| match e.kind() {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        if let Some(expected) = &self.typ {
+            let typ = header.typ.as_deref().unwrap_or_default();
+            let typ = typ.strip_prefix("application/").unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(expected) {
+                return Err(AuthError::Invalid);
+            }
+        }
+        let key = match &self.keys {
+            Keys::Static(key) => key,
+            Keys::Jwks(jwks) => &*jwks
+                .key_for(header.kid.as_deref())
+                .await
+                .ok_or(AuthError::Invalid)?,
+        };
+        if header.alg != key.algorithm {
+            return Err(AuthError::Invalid);
+        }
+        let validation = self
+            .validations
+            .get(&key.algorithm)
+            .ok_or(AuthError::Invalid)?;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &key.key, validation).map_err(
+            |e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid,
-            })?;
-        let TokenClaims { sub, scope } = data.claims;
+            },
+        )?;
+        let TokenClaims { sub, scope, others } = data.claims;
+        if !self
+            .required_claims
+            .iter()
+            .all(|claim| others.contains_key(claim))
+        {
+            return Err(AuthError::Invalid);
+        }
         if sub.is_empty()
             || sub.len() > MAX_SUBJECT_LEN
             || !sub.bytes().all(|b| b.is_ascii_graphic())
@@ -148,13 +200,45 @@ impl JwtVerifier {
     }
 }
 
+/// `exp` and `sub` always required, `nbf` checked, `iss` and `aud` required
+/// when configured, with the configured leeway.
+fn base_validation(config: &AuthConfig) -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = config.leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    let mut required: HashSet<String> = HashSet::from(["exp".to_owned(), "sub".to_owned()]);
+    match &config.issuer {
+        Some(issuer) => {
+            validation.set_issuer(&[issuer]);
+            required.insert("iss".to_owned());
+        }
+        None => validation.iss = None,
+    }
+    match &config.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.insert("aud".to_owned());
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.required_spec_claims = required;
+    validation
+}
+
 /// Reads a PEM public key and the one algorithm its type allows.
-fn pinned_public_key(pem: &[u8]) -> Result<(DecodingKey, Algorithm), ConfigError> {
+fn pinned_public_key(pem: &[u8]) -> Result<PinnedKey, ConfigError> {
     if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-        return Ok((key, Algorithm::RS256));
+        return Ok(PinnedKey {
+            key,
+            algorithm: Algorithm::RS256,
+        });
     }
     if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-        return Ok((key, Algorithm::EdDSA));
+        return Ok(PinnedKey {
+            key,
+            algorithm: Algorithm::EdDSA,
+        });
     }
     if let Ok(key) = DecodingKey::from_ec_pem(pem) {
         // The key is the curve point: uncompressed, 65 bytes on P-256 and
@@ -165,7 +249,7 @@ fn pinned_public_key(pem: &[u8]) -> Result<(DecodingKey, Algorithm), ConfigError
             _ => None,
         };
         if let Some(algorithm) = algorithm {
-            return Ok((key, algorithm));
+            return Ok(PinnedKey { key, algorithm });
         }
     }
     Err(ConfigError::Invalid {

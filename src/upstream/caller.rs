@@ -20,10 +20,11 @@ pub struct Caller {
 impl Caller {
     /// `user_id` must already be a valid header value (the auth layer
     /// guarantees this for token subjects); `None` if it is not.
+    /// `authorization` is the caller's own; API-key callers have none.
     pub fn new(
         ctx: &RequestContext,
         user_id: Arc<str>,
-        authorization: HeaderValue,
+        authorization: Option<HeaderValue>,
     ) -> Option<Self> {
         let mut headers = HeaderMap::with_capacity(5);
         headers.insert(X_REQUEST_ID.clone(), ctx.request_id().clone());
@@ -32,7 +33,9 @@ impl Caller {
             headers.insert(TRACESTATE.clone(), state.clone());
         }
         headers.insert(X_USER_ID.clone(), HeaderValue::from_str(&user_id).ok()?);
-        headers.insert(AUTHORIZATION, authorization);
+        if let Some(authorization) = authorization {
+            headers.insert(AUTHORIZATION, authorization);
+        }
         Some(Self { user_id, headers })
     }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod keys;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bff_core::AppState;

@@ -1,0 +1,591 @@
+//! Attacks documented against JWT gateways and HTTP servers: one test per
+//! case, each asserting the status, the error code, and that no upstream
+//! call was made.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::keys::{self, JwksServer};
+use support::{Bff, SECRET, TestApp, assert_error_body, json_body, now, raw_http, sign_hs256};
+
+const ISSUER: &str = "https://id.example.test";
+const AUDIENCE: &str = "bff-web";
+
+/// A web BFF trusting the test HS256 secret, with issuer and audience.
+async fn hs256_app() -> TestApp {
+    TestApp::builder(Bff::Web)
+        .config(&format!(
+            "[auth]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\nleeway = \"30s\""
+        ))
+        .spawn()
+        .await
+}
+
+/// A web BFF trusting one RSA public key.
+async fn rsa_app() -> TestApp {
+    TestApp::builder(Bff::Web)
+        .config(&format!(
+            "[auth]\npublic_key_pem = \"\"\"\n{}\"\"\"",
+            keys::rsa().public_pem
+        ))
+        .without_hs256()
+        .spawn()
+        .await
+}
+
+/// The JWKS refresh cooldown of most tests; they wait past it with `PAST_COOLDOWN`.
+const COOLDOWN: &str = "300ms";
+const PAST_COOLDOWN: Duration = Duration::from_millis(350);
+
+/// A web BFF trusting the keys of `jwks`.
+async fn jwks_app(jwks: &JwksServer, cooldown: &str) -> TestApp {
+    TestApp::builder(Bff::Web)
+        .config(&format!(
+            "[auth]\njwks_url = \"{}\"\njwks_cooldown = \"{cooldown}\"\njwks_ttl = \"1h\"",
+            jwks.url
+        ))
+        .without_hs256()
+        .spawn()
+        .await
+}
+
+fn claims(extra: Value) -> Value {
+    let mut claims = json!({"sub": "u1", "scope": "orders:write", "exp": now() + 600, "iss": ISSUER, "aud": AUDIENCE});
+    for (k, v) in extra.as_object().expect("object") {
+        if v.is_null() {
+            claims.as_object_mut().expect("object").remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
+    }
+    claims
+}
+
+fn plain_claims() -> Value {
+    json!({"sub": "u1", "scope": "", "exp": now() + 600})
+}
+
+/// A token from raw parts, for shapes a JWT library refuses to produce.
+fn raw_token(header: &Value, payload: &Value, signature: &str) -> String {
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.{signature}", enc(header), enc(payload))
+}
+
+/// A 401 with the contract body and the bearer challenge, and no upstream call.
+async fn assert_refused(app: &TestApp, token: &str) {
+    let calls = app.total_calls();
+    let (status, headers, body) = json_body(app.get("/user-dashboard", Some(token)).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_error_body(&body, "unauthorized");
+    assert_eq!(
+        headers["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    assert_eq!(app.total_calls(), calls, "an upstream was called");
+}
+
+async fn assert_accepted(app: &TestApp, token: &str) {
+    let response = app.get("/user-dashboard", Some(token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn missing_token() {
+    let app = hs256_app().await;
+    let (status, headers, body) = json_body(app.get("/user-dashboard", None).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error_body(&body, "unauthorized");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn truncated_signature_then_the_good_token_still_works() {
+    let app = hs256_app().await;
+    let good = sign_hs256(SECRET, &claims(json!({})));
+    assert_refused(&app, &good[..good.len() - 6]).await;
+    assert_accepted(&app, &good).await;
+}
+
+async fn alg_none_variant(alg: &str) {
+    let app = hs256_app().await;
+    assert_refused(
+        &app,
+        &raw_token(&json!({"alg": alg, "typ": "JWT"}), &claims(json!({})), ""),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn alg_none() {
+    alg_none_variant("none").await;
+}
+
+#[tokio::test]
+async fn alg_none_capitalised() {
+    alg_none_variant("None").await;
+}
+
+#[tokio::test]
+async fn alg_none_upper_case() {
+    alg_none_variant("NONE").await;
+}
+
+#[tokio::test]
+async fn alg_none_mixed_case() {
+    alg_none_variant("nOnE").await;
+}
+
+#[tokio::test]
+async fn null_signature() {
+    let app = hs256_app().await;
+    let good = sign_hs256(SECRET, &claims(json!({})));
+    let unsigned = good.rsplit_once('.').expect("three parts").0;
+    assert_refused(&app, &format!("{unsigned}.")).await;
+}
+
+#[tokio::test]
+async fn hs256_signed_with_a_blank_secret() {
+    let app = hs256_app().await;
+    assert_refused(&app, &sign_hs256("", &claims(json!({})))).await;
+}
+
+#[tokio::test]
+async fn rs256_to_hs256_confusion_with_the_public_key() {
+    let app = rsa_app().await;
+    assert_accepted(&app, &keys::rsa().sign(None, &plain_claims())).await;
+    assert_refused(&app, &sign_hs256(&keys::rsa().public_pem, &plain_claims())).await;
+}
+
+#[tokio::test]
+async fn embedded_jwk_header_is_not_trusted() {
+    let app = rsa_app().await;
+    let attacker = keys::other_rsa();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.jwk = Some(attacker.jwk("attacker"));
+    let token = jsonwebtoken::encode(&header, &plain_claims(), &attacker.encoding).expect("signs");
+    assert_refused(&app, &token).await;
+}
+
+async fn remote_key_header(field: &str) {
+    let legit = JwksServer::start(vec![keys::rsa().jwk("legit")]).await;
+    let app = jwks_app(&legit, COOLDOWN).await;
+    let attacker = keys::other_rsa();
+    let trap = JwksServer::start(vec![attacker.jwk("attacker")]).await;
+    let mut header = json!({"alg": "RS256", "kid": "attacker"});
+    header[field] = json!(trap.url);
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(plain_claims().to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &attacker.encoding,
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .expect("signs");
+    assert_refused(&app, &format!("{signing_input}.{signature}")).await;
+    assert_eq!(trap.fetches(), 0, "the {field} URL was fetched");
+}
+
+#[tokio::test]
+async fn jku_header_pointing_at_a_local_listener_is_never_fetched() {
+    remote_key_header("jku").await;
+}
+
+#[tokio::test]
+async fn x5u_header_pointing_at_a_local_listener_is_never_fetched() {
+    remote_key_header("x5u").await;
+}
+
+async fn kid_injection(kid: &str) {
+    let jwks = JwksServer::start(vec![keys::rsa().jwk("legit")]).await;
+    let app = jwks_app(&jwks, COOLDOWN).await;
+    assert_refused(&app, &keys::rsa().sign(Some(kid), &plain_claims())).await;
+    // kid is only ever a map key: the HS256 gateway ignores it entirely.
+    let hs = hs256_app().await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims(json!({})),
+        &jsonwebtoken::EncodingKey::from_secret(b""),
+    )
+    .expect("signs");
+    assert_refused(&hs, &forged).await;
+}
+
+#[tokio::test]
+async fn kid_path_traversal() {
+    kid_injection("../../../../../../dev/null").await;
+}
+
+#[tokio::test]
+async fn kid_sql_injection() {
+    kid_injection("' UNION SELECT 'key' --").await;
+}
+
+#[tokio::test]
+async fn kid_empty() {
+    kid_injection("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kid_flood_fetches_the_jwks_at_most_once_per_cooldown() {
+    let jwks = JwksServer::start(vec![keys::rsa().jwk("legit")]).await;
+    // Long enough that both flood rounds fall inside one cooldown.
+    let app = jwks_app(&jwks, "2s").await;
+    assert_accepted(&app, &keys::rsa().sign(Some("legit"), &plain_claims())).await;
+    assert_eq!(jwks.fetches(), 1);
+    let tokens: Vec<String> = (0..100)
+        .map(|i| keys::rsa().sign(Some(&format!("unknown-{i}")), &plain_claims()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for round in tokens.chunks(50) {
+        let floods: Vec<_> = round
+            .iter()
+            .map(|token| {
+                let request = app
+                    .http
+                    .get(format!("{}/user-dashboard", app.base))
+                    .bearer_auth(token)
+                    .send();
+                tokio::spawn(async move { request.await.expect("sent").status() })
+            })
+            .collect();
+        for flood in floods {
+            assert_eq!(flood.await.expect("task"), StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(
+        jwks.fetches(),
+        2,
+        "one refresh for 100 unknown kids within the cooldown"
+    );
+    assert_eq!(
+        app.total_calls(),
+        3,
+        "only the one accepted request reached upstreams"
+    );
+}
+
+#[tokio::test]
+async fn jwks_rotation_accepts_the_new_key_and_drops_the_removed_one() {
+    let jwks = JwksServer::start(vec![keys::rsa().jwk("2026-a")]).await;
+    let app = jwks_app(&jwks, COOLDOWN).await;
+    let old = keys::rsa().sign(Some("2026-a"), &plain_claims());
+    assert_accepted(&app, &old).await;
+
+    jwks.publish(vec![keys::other_rsa().jwk("2026-b")]);
+    tokio::time::sleep(PAST_COOLDOWN).await;
+    assert_accepted(
+        &app,
+        &keys::other_rsa().sign(Some("2026-b"), &plain_claims()),
+    )
+    .await;
+    assert_refused(&app, &old).await;
+    assert_eq!(jwks.fetches(), 2);
+}
+
+#[tokio::test]
+async fn jwks_down_keeps_the_last_good_keys() {
+    let jwks = JwksServer::start(vec![keys::rsa().jwk("a")]).await;
+    let app = jwks_app(&jwks, COOLDOWN).await;
+    let token = keys::rsa().sign(Some("a"), &plain_claims());
+    assert_accepted(&app, &token).await;
+    jwks.set_down(true);
+    tokio::time::sleep(PAST_COOLDOWN).await;
+    assert_refused(&app, &keys::rsa().sign(Some("b"), &plain_claims())).await;
+    assert_eq!(jwks.fetches(), 2, "the unknown kid tried one refresh");
+    assert_accepted(&app, &token).await;
+}
+
+#[tokio::test]
+async fn jwks_serves_rs256_es256_and_eddsa_each_pinned_by_its_key() {
+    let jwks = JwksServer::start(vec![
+        keys::rsa().jwk("rsa"),
+        keys::p256().jwk("ec"),
+        keys::ed25519().jwk("ed"),
+    ])
+    .await;
+    let app = jwks_app(&jwks, COOLDOWN).await;
+    assert_accepted(&app, &keys::rsa().sign(Some("rsa"), &plain_claims())).await;
+    assert_accepted(&app, &keys::p256().sign(Some("ec"), &plain_claims())).await;
+    assert_accepted(&app, &keys::ed25519().sign(Some("ed"), &plain_claims())).await;
+    // An EdDSA token naming the RSA key's kid does not get verified as RS256.
+    assert_refused(&app, &keys::ed25519().sign(Some("rsa"), &plain_claims())).await;
+    assert_eq!(jwks.fetches(), 1);
+}
+
+#[tokio::test]
+async fn exp_just_past_the_leeway() {
+    let app = hs256_app().await;
+    assert_refused(
+        &app,
+        &sign_hs256(SECRET, &claims(json!({"exp": now() - 45}))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn exp_inside_the_leeway_is_accepted() {
+    let app = hs256_app().await;
+    assert_accepted(
+        &app,
+        &sign_hs256(SECRET, &claims(json!({"exp": now() - 10}))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_exp() {
+    let app = hs256_app().await;
+    assert_refused(&app, &sign_hs256(SECRET, &claims(json!({"exp": null})))).await;
+}
+
+#[tokio::test]
+async fn exp_as_a_string() {
+    let app = hs256_app().await;
+    assert_refused(
+        &app,
+        &sign_hs256(SECRET, &claims(json!({"exp": (now() + 600).to_string()}))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nbf_in_the_future() {
+    let app = hs256_app().await;
+    assert_refused(
+        &app,
+        &sign_hs256(SECRET, &claims(json!({"nbf": now() + 300}))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_issuer() {
+    let app = hs256_app().await;
+    assert_refused(
+        &app,
+        &sign_hs256(SECRET, &claims(json!({"iss": "https://evil.example.test"}))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_issuer() {
+    let app = hs256_app().await;
+    assert_refused(&app, &sign_hs256(SECRET, &claims(json!({"iss": null})))).await;
+}
+
+#[tokio::test]
+async fn wrong_audience() {
+    let app = hs256_app().await;
+    assert_refused(
+        &app,
+        &sign_hs256(SECRET, &claims(json!({"aud": "bff-mobile"}))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_audience() {
+    let app = hs256_app().await;
+    assert_refused(&app, &sign_hs256(SECRET, &claims(json!({"aud": null})))).await;
+}
+
+#[tokio::test]
+async fn a_64_kib_token_is_refused_before_decoding() {
+    let app = hs256_app().await;
+    let huge = format!(
+        "{}.{}.sig",
+        URL_SAFE_NO_PAD.encode("{\"alg\":\"HS256\"}"),
+        "A".repeat(64 * 1024)
+    );
+    let (status, _, body) = json_body(app.get("/user-dashboard", Some(&huge)).await).await;
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_error_body(&body, "headers_too_large");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_token_over_the_size_cap_is_refused_before_decoding() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[auth]\nmax_token_bytes = 512")
+        .spawn()
+        .await;
+    let token = sign_hs256(
+        SECRET,
+        &json!({"sub": "u1", "exp": now() + 600, "pad": "x".repeat(600)}),
+    );
+    assert_refused(&app, &token).await;
+}
+
+#[tokio::test]
+async fn two_segments() {
+    let app = hs256_app().await;
+    let good = sign_hs256(SECRET, &claims(json!({})));
+    assert_refused(&app, good.rsplit_once('.').expect("parts").0).await;
+}
+
+#[tokio::test]
+async fn four_segments() {
+    let app = hs256_app().await;
+    let good = sign_hs256(SECRET, &claims(json!({})));
+    assert_refused(
+        &app,
+        &format!("{good}.{}", good.split('.').nth(1).expect("payload")),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn non_base64url_parts() {
+    let app = hs256_app().await;
+    assert_refused(&app, "e30=.!!!.@@@").await;
+}
+
+#[tokio::test]
+async fn a_wrong_typ_is_refused_when_typ_is_required() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[auth]\ntyp = \"at+jwt\"")
+        .spawn()
+        .await;
+    assert_refused(&app, &sign_hs256(SECRET, &plain_claims())).await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".to_owned());
+    let token = jsonwebtoken::encode(
+        &header,
+        &plain_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("signs");
+    assert_accepted(&app, &token).await;
+}
+
+#[tokio::test]
+async fn a_missing_required_claim_is_refused() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[auth]\nrequired_claims = [\"jti\"]")
+        .spawn()
+        .await;
+    assert_refused(&app, &sign_hs256(SECRET, &plain_claims())).await;
+    let mut with_jti = plain_claims();
+    with_jti["jti"] = json!("t-1");
+    assert_accepted(&app, &sign_hs256(SECRET, &with_jti)).await;
+}
+
+async fn oversized_body(chunked: bool) {
+    let app = TestApp::builder(Bff::Web)
+        .config("[http]\nbody_limit = 1024")
+        .spawn()
+        .await;
+    let token = app.token("u1", "orders:write");
+    let body = format!(
+        "{{\"items\": [{{\"sku\": \"{}\", \"quantity\": 1}}]}}",
+        "a".repeat(1025)
+    );
+    let framing = if chunked {
+        format!(
+            "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+    } else {
+        format!("Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let request = format!(
+        "POST /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nIdempotency-Key: k\r\n\
+         Content-Type: application/json\r\nConnection: close\r\n{framing}"
+    );
+    let reply = raw_http(app.addr(), request.as_bytes(), Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("\"code\":\"payload_too_large\""), "{reply}");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn body_limit_plus_one_sized() {
+    oversized_body(false).await;
+}
+
+#[tokio::test]
+async fn body_limit_plus_one_chunked() {
+    oversized_body(true).await;
+}
+
+const PARTNER_KEY: &str = "partner-key-0123456789abcdef";
+
+fn api_key_config(per_second: u32, burst: u32) -> String {
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(PARTNER_KEY.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    format!(
+        "[[api_keys.keys]]\nname = \"partner\"\nsha256 = \"{hash}\"\nsubject = \"u2\"\nscope = \"orders:write\"\n\
+         per_second = {per_second}\nburst = {burst}\n"
+    )
+}
+
+async fn with_api_key(app: &TestApp, key: &str) -> reqwest::Response {
+    app.http
+        .get(format!("{}/user-dashboard", app.base))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_refused() {
+    let app = TestApp::builder(Bff::Web)
+        .config(&api_key_config(5, 5))
+        .spawn()
+        .await;
+    let (status, _, body) = json_body(with_api_key(&app, "guessed-key").await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        assert_error_body(&body, "unauthorized"),
+        "the API key is not valid"
+    );
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_api_key_acts_as_its_subject_with_its_own_quota() {
+    let app = TestApp::builder(Bff::Web)
+        .config(&api_key_config(1, 2))
+        .spawn()
+        .await;
+    for _ in 0..2 {
+        let (status, _, body) = json_body(with_api_key(&app, PARTNER_KEY).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["profile"]["id"], "u2");
+    }
+    let seen = app
+        .upstreams
+        .control()
+        .requests(bff_core::upstream::Service::Users);
+    assert_eq!(seen[0].headers["x-user-id"], "u2");
+    assert!(
+        !seen[0].headers.contains_key("authorization"),
+        "no bearer token to forward"
+    );
+    let limited = with_api_key(&app, PARTNER_KEY).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["ratelimit-limit"], "2");
+    // Token users keep their own quota.
+    assert_eq!(
+        app.dashboard(&app.token("u1", "")).await.status(),
+        StatusCode::OK
+    );
+}
