@@ -46,49 +46,34 @@ impl SigningKey {
     }
 }
 
+fn generate_rsa() -> SigningKey {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let private = rsa::RsaPrivateKey::new(&mut rand08::thread_rng(), 2048).expect("rsa key");
+    let private_pem = private
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("pem")
+        .to_string();
+    SigningKey {
+        algorithm: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("rsa"),
+        public_pem: private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("pem"),
+        private_pem,
+        ed25519_public: None,
+    }
+}
+
 pub fn rsa() -> &'static SigningKey {
     static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-        let private = rsa::RsaPrivateKey::new(&mut rand08::thread_rng(), 2048).expect("rsa key");
-        let private_pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("pem")
-            .to_string();
-        SigningKey {
-            algorithm: Algorithm::RS256,
-            encoding: EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("rsa"),
-            public_pem: private
-                .to_public_key()
-                .to_public_key_pem(LineEnding::LF)
-                .expect("pem"),
-            private_pem,
-            ed25519_public: None,
-        }
-    })
+    KEY.get_or_init(generate_rsa)
 }
 
 /// A second RSA key: the attacker's, or the next one after a rotation.
 pub fn other_rsa() -> &'static SigningKey {
     static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-        let private = rsa::RsaPrivateKey::new(&mut rand08::thread_rng(), 2048).expect("rsa key");
-        let private_pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("pem")
-            .to_string();
-        SigningKey {
-            algorithm: Algorithm::RS256,
-            encoding: EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("rsa"),
-            public_pem: private
-                .to_public_key()
-                .to_public_key_pem(LineEnding::LF)
-                .expect("pem"),
-            private_pem,
-            ed25519_public: None,
-        }
-    })
+    KEY.get_or_init(generate_rsa)
 }
 
 pub fn p256() -> &'static SigningKey {
