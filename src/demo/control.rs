@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use crate::upstream::Service;
 
@@ -27,8 +28,19 @@ pub struct Fault {
     pub delay: Duration,
     /// Answer with this status (and a contract error body) instead.
     pub status: Option<StatusCode>,
+    /// With `status`: answer it for this many calls only, then recover.
+    pub status_for_calls: Option<u32>,
     /// Answer 200 with a body that is not valid JSON.
     pub malformed_body: bool,
+    /// Never answer: hold the request until the client gives up.
+    pub hang: bool,
+    /// Handle the request (an order is placed), then break the connection
+    /// mid-reply: the client never learns the outcome.
+    pub break_after_handling: bool,
+    /// Send the reply's body this slowly: one 16-byte piece per interval.
+    pub slow_body: Option<Duration>,
+    /// Reply 200 with a body that never ends.
+    pub endless_body: bool,
     /// Apply only to requests whose path and query start with this
     /// (`/users?` is the batch lookup); all requests when `None`.
     pub target_prefix: Option<String>,
@@ -100,6 +112,11 @@ impl Control {
         recorded.iter().cloned().collect()
     }
 
+    /// Requests in flight now, across all three services.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The most requests in flight at once, across all three services.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
@@ -114,15 +131,19 @@ impl Control {
             .path_and_query()
             .map(ToString::to_string)
             .unwrap_or_default();
-        let fault = state
-            .fault
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let fault = if fault.applies_to(&target) {
-            fault
-        } else {
-            Fault::default()
+        let fault = {
+            let mut current = state.fault.lock().unwrap_or_else(PoisonError::into_inner);
+            if current.applies_to(&target) {
+                let mut fault = current.clone();
+                match current.status_for_calls {
+                    Some(0) => fault.status = None,
+                    Some(left) => current.status_for_calls = Some(left - 1),
+                    None => {}
+                }
+                fault
+            } else {
+                Fault::default()
+            }
         };
         let mut recorded = state
             .recorded
@@ -168,11 +189,31 @@ pub async fn apply_faults(
     if !fault.delay.is_zero() {
         tokio::time::sleep(fault.delay).await;
     }
+    if fault.hang {
+        std::future::pending::<()>().await;
+    }
+    if fault.endless_body {
+        let chunk = Bytes::from_static(b"[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,");
+        let endless =
+            futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(endless),
+        )
+            .into_response();
+    }
     if let Some(status) = fault.status {
         let body = serde_json::json!({"error": {"code": "injected", "message": "injected fault"}});
         return (status, axum::Json(body)).into_response();
     }
     let response = next.run(request).await;
+    if fault.break_after_handling || fault.slow_body.is_some() {
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        return Response::from_parts(parts, broken_or_slow(body, fault.slow_body));
+    }
     if fault.malformed_body {
         let (mut parts, _) = response.into_parts();
         parts.headers.insert(
@@ -183,4 +224,31 @@ pub async fn apply_faults(
         return Response::from_parts(parts, Body::from(r#"{"orders": [{"id": "o1", "#));
     }
     response
+}
+
+/// The reply body sent slowly (16 bytes per `every`), or, without `every`,
+/// cut off halfway: the connection breaks before the reply is complete.
+fn broken_or_slow(body: Bytes, every: Option<Duration>) -> Body {
+    let pieces: Vec<Bytes> = match every {
+        Some(_) => body.chunks(16).map(Bytes::copy_from_slice).collect(),
+        None => vec![body.slice(..body.len() / 2)],
+    };
+    let state = (pieces.into_iter(), every, every.is_none());
+    let stream =
+        futures_util::stream::unfold(state, |(mut pieces, every, break_after)| async move {
+            match pieces.next() {
+                Some(piece) => {
+                    if let Some(every) = every {
+                        tokio::time::sleep(every).await;
+                    }
+                    Some((Ok(piece), (pieces, every, break_after)))
+                }
+                None if break_after => Some((
+                    Err(std::io::Error::other("injected broken connection")),
+                    (pieces, every, false),
+                )),
+                None => None,
+            }
+        });
+    Body::from_stream(stream)
 }

@@ -90,6 +90,16 @@ impl DemoUpstreams {
         config.upstreams.notifications.url = url(self.notifications);
     }
 
+    /// Stops one service: from now on its port refuses connections.
+    pub fn stop(&mut self, service: Service) {
+        let index = match service {
+            Service::Users => 0,
+            Service::Orders => 1,
+            Service::Notifications => 2,
+        };
+        self.tasks[index].abort();
+    }
+
     /// Faults, call counts and recorded requests.
     pub fn control(&self) -> &Control {
         &self.control

@@ -1,0 +1,136 @@
+//! A slow or failing upstream costs its own part of a reply and nothing
+//! more: the fault kit against the gateway's bounds.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bff_core::demo::Fault;
+use bff_core::upstream::Service;
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Bff, TestApp, assert_error_body, json_body};
+
+fn fault(f: impl FnOnce(&mut Fault)) -> Fault {
+    let mut fault = Fault::default();
+    f(&mut fault);
+    fault
+}
+
+#[tokio::test]
+async fn a_hanging_optional_part_costs_only_its_timeout() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.orders]\ntimeout = \"300ms\"")
+        .spawn()
+        .await;
+    app.fault(Service::Orders, fault(|f| f.hang = true));
+    let started = Instant::now();
+    let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2), "the hang leaked into the reply");
+    assert_eq!(body["degraded"], json!([{"source": "orders", "code": "upstream_timeout"}]));
+    assert_eq!(body["profile"]["id"], "u1");
+    assert_eq!(body["notifications"]["unreadCount"], 4);
+}
+
+#[tokio::test]
+async fn broken_slow_endless_and_html_replies_degrade_only_their_part() {
+    let cases = [
+        (fault(|f| f.break_after_handling = true), "upstream_unavailable"),
+        (fault(|f| f.slow_body = Some(Duration::from_millis(100))), "upstream_timeout"),
+        (fault(|f| f.endless_body = true), "upstream_bad_response"),
+        (fault(|f| f.malformed_body = true), "upstream_bad_response"),
+    ];
+    for (fault, code) in cases {
+        let app = TestApp::builder(Bff::Web)
+            .config("[upstreams.notifications]\ntimeout = \"500ms\"\nmax_response_bytes = 65536")
+            .spawn()
+            .await;
+        app.fault(Service::Notifications, fault.clone());
+        let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+        assert_eq!(status, StatusCode::OK, "{fault:?}: {body}");
+        assert_eq!(body["degraded"], json!([{"source": "notifications", "code": code}]), "{fault:?}");
+        assert_eq!(body["recentOrders"].as_array().map(Vec::len), Some(10));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_upstream_unavailable() {
+    let mut app = TestApp::spawn(Bff::Mobile).await;
+    app.upstreams.stop(Service::Notifications);
+    let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["degraded"], json!([{"source": "notifications", "code": "upstream_unavailable"}]));
+}
+
+#[tokio::test]
+async fn a_service_failing_for_n_calls_recovers_after_them() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Users,
+        fault(|f| {
+            f.status = Some(StatusCode::BAD_GATEWAY);
+            f.status_for_calls = Some(2);
+        }),
+    );
+    let token = app.token("u1", "");
+    for _ in 0..2 {
+        assert_eq!(app.dashboard(&token).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_order_whose_reply_broke_is_placed_once_and_safe_to_retry_with_its_key() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u5", "orders:write");
+    let before = app.upstreams.store().orders_of("u5").len();
+    let order = json!({"items": [{"sku": "sku-lamp", "quantity": 1}]});
+    app.fault(Service::Orders, fault(|f| f.break_after_handling = true));
+    let (status, _, body) = json_body(app.place_order(&token, Some("retry-me"), &order).await).await;
+    // The connection broke before a reply: the client cannot know the
+    // outcome and gets a retryable error.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_error_body(&body, "upstream_unavailable");
+    assert_eq!(app.calls(Service::Orders), 1, "a POST is never retried by the gateway");
+    assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
+
+    app.fault(Service::Orders, Fault::default());
+    let (status, _, body) = json_body(app.place_order(&token, Some("retry-me"), &order).await).await;
+    assert_eq!(status, StatusCode::OK, "the retry with the same key replays the order: {body}");
+    assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
+}
+
+#[tokio::test]
+async fn an_endless_upstream_body_is_cut_at_the_size_cap() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.all]\nmax_response_bytes = 65536\ntimeout = \"5s\"")
+        .spawn()
+        .await;
+    app.fault(Service::Orders, fault(|f| f.endless_body = true));
+    let started = Instant::now();
+    let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["degraded"], json!([{"source": "orders", "code": "upstream_bad_response"}]));
+    assert!(started.elapsed() < Duration::from_secs(4), "the read did not stop at the cap");
+}
+
+#[tokio::test]
+async fn when_the_client_goes_away_its_upstream_calls_are_dropped() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(Service::Orders, fault(|f| f.delay = Duration::from_secs(5)));
+    let request = format!(
+        "GET /user-dashboard HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        app.token("u1", "")
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr()).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.upstreams.control().in_flight(), 1, "the orders call should be waiting");
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while app.upstreams.control().in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.upstreams.control().in_flight(), 0, "the upstream call outlived its client");
+}
