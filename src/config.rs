@@ -198,6 +198,41 @@ pub struct UpstreamDefaults {
     /// How long an idle pooled connection is kept.
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    /// Most calls in flight to one upstream; more fail at once (bulkhead).
+    pub max_in_flight: usize,
+    /// When calls to an upstream stop being attempted for a while.
+    pub breaker: BreakerConfig,
+}
+
+/// A circuit breaker: opens after `consecutive_failures` failures in a row,
+/// or when `failure_ratio` of at least `min_calls` calls in a `window`
+/// failed; stays open for `open_for`, then lets `half_open_probes` calls
+/// test the service: a success closes it, a failure opens it again.
+/// Failures are timeouts, broken connections, 5xx and unusable replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    pub consecutive_failures: u32,
+    pub failure_ratio: f64,
+    pub min_calls: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            failure_ratio: 0.5,
+            min_calls: 20,
+            window: Duration::from_secs(10),
+            open_for: Duration::from_secs(5),
+            half_open_probes: 1,
+        }
+    }
 }
 
 impl Default for UpstreamDefaults {
@@ -208,6 +243,8 @@ impl Default for UpstreamDefaults {
             max_response_bytes: 1024 * 1024,
             pool_max_idle_per_host: 64,
             pool_idle_timeout: Duration::from_secs(60),
+            max_in_flight: 256,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -223,6 +260,11 @@ pub struct UpstreamConfig {
     pub timeout: Option<Duration>,
     /// Overrides `upstreams.all.max_response_bytes`.
     pub max_response_bytes: Option<usize>,
+    /// Overrides `upstreams.all.max_in_flight`.
+    pub max_in_flight: Option<usize>,
+    /// Replaces `upstreams.all.breaker` as a whole (unset fields take the
+    /// built-in defaults).
+    pub breaker: Option<BreakerConfig>,
 }
 
 /// Token verification. Exactly one of `hs256_secret`, `public_key_pem` and
@@ -480,6 +522,39 @@ impl Config {
             if upstream.timeout.is_some_and(|t| t.is_zero()) {
                 return Err(ConfigError::invalid(
                     &format!("upstreams.{name}.timeout"),
+                    "must be above zero",
+                ));
+            }
+        }
+        for (name, upstream) in self.upstreams.named() {
+            let breaker = upstream
+                .breaker
+                .as_ref()
+                .unwrap_or(&self.upstreams.all.breaker);
+            let key = if upstream.breaker.is_some() {
+                format!("upstreams.{name}.breaker")
+            } else {
+                "upstreams.all.breaker".to_owned()
+            };
+            if breaker.consecutive_failures == 0 || breaker.half_open_probes == 0 {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "consecutive_failures and half_open_probes must be above zero",
+                ));
+            }
+            if !(breaker.failure_ratio > 0.0 && breaker.failure_ratio <= 1.0) {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "failure_ratio must be in (0, 1]",
+                ));
+            }
+            if upstream
+                .max_in_flight
+                .unwrap_or(self.upstreams.all.max_in_flight)
+                == 0
+            {
+                return Err(ConfigError::invalid(
+                    &format!("upstreams.{name}.max_in_flight"),
                     "must be above zero",
                 ));
             }

@@ -179,7 +179,9 @@ impl ApiError {
 fn upstream_code(error: &UpstreamError) -> ErrorCode {
     match error.kind {
         UpstreamErrorKind::Timeout(_) => ErrorCode::UpstreamTimeout,
-        UpstreamErrorKind::Transport => ErrorCode::UpstreamUnavailable,
+        UpstreamErrorKind::Transport
+        | UpstreamErrorKind::CircuitOpen
+        | UpstreamErrorKind::Overloaded => ErrorCode::UpstreamUnavailable,
         UpstreamErrorKind::Status(s) if s.is_server_error() => ErrorCode::UpstreamUnavailable,
         UpstreamErrorKind::Status(_) | UpstreamErrorKind::BadBody(_) => {
             ErrorCode::UpstreamBadResponse

@@ -39,6 +39,8 @@ pub mod rest;
 pub mod run;
 /// The router, its layer stack, operations endpoints and graceful shutdown.
 pub mod server;
+/// The `Server-Timing` header of composed replies.
+pub mod server_timing;
 /// Typed clients for the user, order and notification services.
 pub mod upstream;
 

@@ -205,9 +205,17 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     if state.is_draining() {
         return Err(ApiError::NotReady("the gateway is shutting down"));
     }
-    Ok(axum::Json(
-        serde_json::json!({"status": "ready", "bff": state.name()}),
-    ))
+    let upstreams: serde_json::Map<String, serde_json::Value> = state
+        .upstreams()
+        .health()
+        .into_iter()
+        .map(|(service, health)| (service.as_str().to_owned(), serde_json::json!(health)))
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "status": "ready",
+        "bff": state.name(),
+        "upstreams": upstreams,
+    })))
 }
 
 async fn not_found() -> ApiError {

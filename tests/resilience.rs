@@ -27,8 +27,14 @@ async fn a_hanging_optional_part_costs_only_its_timeout() {
     let started = Instant::now();
     let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(started.elapsed() < Duration::from_secs(2), "the hang leaked into the reply");
-    assert_eq!(body["degraded"], json!([{"source": "orders", "code": "upstream_timeout"}]));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the hang leaked into the reply"
+    );
+    assert_eq!(
+        body["degraded"],
+        json!([{"source": "orders", "code": "upstream_timeout"}])
+    );
     assert_eq!(body["profile"]["id"], "u1");
     assert_eq!(body["notifications"]["unreadCount"], 4);
 }
@@ -36,8 +42,14 @@ async fn a_hanging_optional_part_costs_only_its_timeout() {
 #[tokio::test]
 async fn broken_slow_endless_and_html_replies_degrade_only_their_part() {
     let cases = [
-        (fault(|f| f.break_after_handling = true), "upstream_unavailable"),
-        (fault(|f| f.slow_body = Some(Duration::from_millis(100))), "upstream_timeout"),
+        (
+            fault(|f| f.break_after_handling = true),
+            "upstream_unavailable",
+        ),
+        (
+            fault(|f| f.slow_body = Some(Duration::from_millis(100))),
+            "upstream_timeout",
+        ),
         (fault(|f| f.endless_body = true), "upstream_bad_response"),
         (fault(|f| f.malformed_body = true), "upstream_bad_response"),
     ];
@@ -49,7 +61,11 @@ async fn broken_slow_endless_and_html_replies_degrade_only_their_part() {
         app.fault(Service::Notifications, fault.clone());
         let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
         assert_eq!(status, StatusCode::OK, "{fault:?}: {body}");
-        assert_eq!(body["degraded"], json!([{"source": "notifications", "code": code}]), "{fault:?}");
+        assert_eq!(
+            body["degraded"],
+            json!([{"source": "notifications", "code": code}]),
+            "{fault:?}"
+        );
         assert_eq!(body["recentOrders"].as_array().map(Vec::len), Some(10));
     }
 }
@@ -60,7 +76,10 @@ async fn a_refused_connection_is_upstream_unavailable() {
     app.upstreams.stop(Service::Notifications);
     let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["degraded"], json!([{"source": "notifications", "code": "upstream_unavailable"}]));
+    assert_eq!(
+        body["degraded"],
+        json!([{"source": "notifications", "code": "upstream_unavailable"}])
+    );
 }
 
 #[tokio::test]
@@ -75,7 +94,10 @@ async fn a_service_failing_for_n_calls_recovers_after_them() {
     );
     let token = app.token("u1", "");
     for _ in 0..2 {
-        assert_eq!(app.dashboard(&token).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            app.dashboard(&token).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
     assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
 }
@@ -87,17 +109,27 @@ async fn an_order_whose_reply_broke_is_placed_once_and_safe_to_retry_with_its_ke
     let before = app.upstreams.store().orders_of("u5").len();
     let order = json!({"items": [{"sku": "sku-lamp", "quantity": 1}]});
     app.fault(Service::Orders, fault(|f| f.break_after_handling = true));
-    let (status, _, body) = json_body(app.place_order(&token, Some("retry-me"), &order).await).await;
+    let (status, _, body) =
+        json_body(app.place_order(&token, Some("retry-me"), &order).await).await;
     // The connection broke before a reply: the client cannot know the
     // outcome and gets a retryable error.
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_error_body(&body, "upstream_unavailable");
-    assert_eq!(app.calls(Service::Orders), 1, "a POST is never retried by the gateway");
+    assert_eq!(
+        app.calls(Service::Orders),
+        1,
+        "a POST is never retried by the gateway"
+    );
     assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
 
     app.fault(Service::Orders, Fault::default());
-    let (status, _, body) = json_body(app.place_order(&token, Some("retry-me"), &order).await).await;
-    assert_eq!(status, StatusCode::OK, "the retry with the same key replays the order: {body}");
+    let (status, _, body) =
+        json_body(app.place_order(&token, Some("retry-me"), &order).await).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the retry with the same key replays the order: {body}"
+    );
     assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
 }
 
@@ -111,8 +143,14 @@ async fn an_endless_upstream_body_is_cut_at_the_size_cap() {
     let started = Instant::now();
     let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["degraded"], json!([{"source": "orders", "code": "upstream_bad_response"}]));
-    assert!(started.elapsed() < Duration::from_secs(4), "the read did not stop at the cap");
+    assert_eq!(
+        body["degraded"],
+        json!([{"source": "orders", "code": "upstream_bad_response"}])
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the read did not stop at the cap"
+    );
 }
 
 #[tokio::test]
@@ -123,14 +161,195 @@ async fn when_the_client_goes_away_its_upstream_calls_are_dropped() {
         "GET /user-dashboard HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
         app.token("u1", "")
     );
-    let mut stream = tokio::net::TcpStream::connect(app.addr()).await.expect("connect");
-    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.expect("write");
+    let mut stream = tokio::net::TcpStream::connect(app.addr())
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .expect("write");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.upstreams.control().in_flight(), 1, "the orders call should be waiting");
+    assert_eq!(
+        app.upstreams.control().in_flight(),
+        1,
+        "the orders call should be waiting"
+    );
     drop(stream);
     let deadline = Instant::now() + Duration::from_secs(2);
     while app.upstreams.control().in_flight() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(app.upstreams.control().in_flight(), 0, "the upstream call outlived its client");
+    assert_eq!(
+        app.upstreams.control().in_flight(),
+        0,
+        "the upstream call outlived its client"
+    );
+}
+
+/// A quota that never gets in the way of tests making many calls.
+const UNLIMITED: &str = "[rate_limit]\nper_second = 10000\nburst = 10000\nper_ip_per_second = 10000\nper_ip_burst = 10000\n";
+
+fn server_timing(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("server-timing")
+        .expect("Server-Timing header")
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+async fn circuit(app: &TestApp, service: &str) -> String {
+    let (_, _, body) = json_body(app.get("/readyz", None).await).await;
+    body["upstreams"][service]["circuit"]
+        .as_str()
+        .expect("circuit state")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn five_failures_open_the_breaker_then_a_probe_closes_it() {
+    let app = TestApp::builder(Bff::Web)
+        .config(&format!(
+            "{UNLIMITED}[upstreams.orders.breaker]\nconsecutive_failures = 5\nopen_for = \"500ms\""
+        ))
+        .spawn()
+        .await;
+    let token = app.token("u1", "");
+    app.fault(
+        Service::Orders,
+        fault(|f| f.status = Some(StatusCode::SERVICE_UNAVAILABLE)),
+    );
+    for _ in 0..5 {
+        app.dashboard(&token).await;
+    }
+    assert_eq!(app.calls(Service::Orders), 5);
+    assert_eq!(circuit(&app, "orders").await, "open");
+
+    for _ in 0..100 {
+        let (status, headers, body) = json_body(app.dashboard(&token).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body["degraded"],
+            json!([{"source": "orders", "code": "upstream_unavailable"}])
+        );
+        assert!(
+            server_timing(&headers).contains("orders;dur="),
+            "{headers:?}"
+        );
+        assert!(server_timing(&headers).contains("desc=\"open-circuit\""));
+    }
+    assert_eq!(
+        app.calls(Service::Orders),
+        5,
+        "an open circuit let calls through"
+    );
+
+    app.fault(Service::Orders, Fault::default());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, _, body) = json_body(app.dashboard(&token).await).await;
+    assert_eq!(
+        body["degraded"],
+        json!([]),
+        "the probe should have succeeded"
+    );
+    assert_eq!(app.calls(Service::Orders), 6, "exactly one probe");
+    assert_eq!(circuit(&app, "orders").await, "closed");
+    app.dashboard(&token).await;
+    assert_eq!(app.calls(Service::Orders), 7);
+}
+
+#[tokio::test]
+async fn a_failed_probe_keeps_the_breaker_open() {
+    let app = TestApp::builder(Bff::Web)
+        .config(&format!(
+            "{UNLIMITED}[upstreams.orders.breaker]\nconsecutive_failures = 2\nopen_for = \"300ms\""
+        ))
+        .spawn()
+        .await;
+    let token = app.token("u1", "");
+    app.fault(
+        Service::Orders,
+        fault(|f| f.status = Some(StatusCode::BAD_GATEWAY)),
+    );
+    for _ in 0..2 {
+        app.dashboard(&token).await;
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    app.dashboard(&token).await;
+    assert_eq!(app.calls(Service::Orders), 3, "one probe");
+    assert_eq!(circuit(&app, "orders").await, "open");
+    app.dashboard(&token).await;
+    assert_eq!(app.calls(Service::Orders), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulkhead_fails_excess_calls_fast() {
+    let app = TestApp::builder(Bff::Web)
+        .config(&format!("{UNLIMITED}[upstreams.orders]\nmax_in_flight = 2"))
+        .spawn()
+        .await;
+    app.fault(
+        Service::Orders,
+        fault(|f| f.delay = Duration::from_millis(500)),
+    );
+    let token = app.token("u1", "");
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let request = app
+                .http
+                .get(format!("{}/user-dashboard", app.base))
+                .bearer_auth(&token)
+                .send();
+            tokio::spawn(async move { json_body(request.await.expect("sent")).await })
+        })
+        .collect();
+    let mut overloaded = 0;
+    for request in requests {
+        let (status, headers, body) = request.await.expect("task");
+        assert_eq!(status, StatusCode::OK);
+        if body["degraded"] == json!([{"source": "orders", "code": "upstream_unavailable"}]) {
+            overloaded += 1;
+            assert!(server_timing(&headers).contains("desc=\"overloaded\""));
+        }
+    }
+    assert_eq!(
+        app.calls(Service::Orders),
+        2,
+        "only two calls may be in flight"
+    );
+    assert_eq!(overloaded, 3);
+}
+
+#[tokio::test]
+async fn server_timing_lists_every_part_with_its_outcome() {
+    let app = TestApp::builder(Bff::Mobile)
+        .config("[upstreams.notifications]\ntimeout = \"200ms\"")
+        .spawn()
+        .await;
+    app.fault(Service::Notifications, fault(|f| f.hang = true));
+    let (_, headers, _) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    let timing = server_timing(&headers);
+    let parts: Vec<&str> = timing.split(", ").collect();
+    assert_eq!(parts.len(), 3, "{timing}");
+    assert!(
+        parts[0].starts_with("users;dur=") && parts[0].ends_with("desc=\"ok\""),
+        "{timing}"
+    );
+    assert!(
+        parts[1].starts_with("orders;dur=") && parts[1].ends_with("desc=\"ok\""),
+        "{timing}"
+    );
+    assert!(
+        parts[2].starts_with("notifications;dur=") && parts[2].ends_with("desc=\"timeout\""),
+        "{timing}"
+    );
+
+    // A failed reply says which part failed.
+    app.fault(
+        Service::Users,
+        fault(|f| f.status = Some(StatusCode::SERVICE_UNAVAILABLE)),
+    );
+    let (status, headers, _) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(server_timing(&headers).starts_with("users;dur="));
+    assert!(server_timing(&headers).contains("desc=\"error\""));
 }

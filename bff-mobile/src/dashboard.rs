@@ -3,12 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use bff_core::AppState;
 use bff_core::compose::Degraded;
 use bff_core::compose::dashboard::{Dashboard, DashboardWanted, dashboard};
 use bff_core::upstream::Caller;
 use bff_core::upstream::orders::Order;
 use bff_core::upstream::users::User;
-use bff_core::{ApiError, AppState};
 use serde::Serialize;
 
 /// One notification is the smallest page; only its count is used.
@@ -43,13 +44,11 @@ pub struct OrderSummary {
     pub total_cents: i64,
 }
 
-/// `GET /user-dashboard`.
-pub async fn user_dashboard(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<MobileDashboard>, ApiError> {
-    let dashboard = dashboard(state.upstreams(), &caller, WANTED).await?;
-    Ok(Json(dashboard.into()))
+/// `GET /user-dashboard`, with `Server-Timing` for each upstream part.
+pub async fn user_dashboard(State(state): State<AppState>, caller: Caller) -> Response {
+    dashboard(state.upstreams(), &caller, WANTED)
+        .await
+        .respond(|d| Json(MobileDashboard::from(d)))
 }
 
 impl From<Dashboard> for MobileDashboard {

@@ -3,13 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use bff_core::AppState;
 use bff_core::compose::Degraded;
 use bff_core::compose::dashboard::{Dashboard, DashboardWanted, dashboard};
 use bff_core::upstream::Caller;
 use bff_core::upstream::notifications::{Notification, NotificationsPage};
 use bff_core::upstream::orders::Order;
 use bff_core::upstream::users::User;
-use bff_core::{ApiError, AppState};
 use serde::Serialize;
 
 const WANTED: DashboardWanted = DashboardWanted {
@@ -65,13 +66,11 @@ pub struct NotificationItem {
     pub created_at: String,
 }
 
-/// `GET /user-dashboard`.
-pub async fn user_dashboard(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<WebDashboard>, ApiError> {
-    let dashboard = dashboard(state.upstreams(), &caller, WANTED).await?;
-    Ok(Json(dashboard.into()))
+/// `GET /user-dashboard`, with `Server-Timing` for each upstream part.
+pub async fn user_dashboard(State(state): State<AppState>, caller: Caller) -> Response {
+    dashboard(state.upstreams(), &caller, WANTED)
+        .await
+        .respond(|d| Json(WebDashboard::from(d)))
 }
 
 impl From<Dashboard> for WebDashboard {

@@ -1,10 +1,10 @@
 //! The dashboard fan-out: profile, recent orders and notifications at once.
 
-use super::{Degraded, optional};
+use super::{Composed, Degraded, optional, timed};
 use crate::upstream::notifications::NotificationsPage;
 use crate::upstream::orders::Order;
 use crate::upstream::users::User;
-use crate::upstream::{Caller, UpstreamError, Upstreams};
+use crate::upstream::{Caller, Service, Upstreams};
 
 /// How much of each part a BFF wants.
 #[derive(Debug, Clone, Copy)]
@@ -34,31 +34,40 @@ pub async fn dashboard(
     upstreams: &Upstreams,
     caller: &Caller,
     wanted: DashboardWanted,
-) -> Result<Dashboard, UpstreamError> {
+) -> Composed<Dashboard> {
     let user_id = caller.user_id();
-    let (profile, orders, notifications) = tokio::join!(
-        upstreams.users.get(caller, user_id),
-        upstreams
-            .orders
-            .list_for_user(caller, user_id, wanted.orders, None),
-        upstreams
-            .notifications
-            .list_for_user(caller, user_id, wanted.notifications, false),
+    let ((profile, profile_timing), (orders, orders_timing), (notifications, notifications_timing)) = tokio::join!(
+        timed(Service::Users, upstreams.users.get(caller, user_id)),
+        timed(
+            Service::Orders,
+            upstreams
+                .orders
+                .list_for_user(caller, user_id, wanted.orders, None)
+        ),
+        timed(
+            Service::Notifications,
+            upstreams
+                .notifications
+                .list_for_user(caller, user_id, wanted.notifications, false)
+        ),
     );
-    let profile = profile?;
-    let mut degraded = Vec::new();
-    let recent_orders = optional(orders, &mut degraded).map(|mut page| {
-        page.orders.truncate(wanted.orders as usize);
-        page.orders
+    let timings = vec![profile_timing, orders_timing, notifications_timing];
+    let result = profile.map(|profile| {
+        let mut degraded = Vec::new();
+        let recent_orders = optional(orders, &mut degraded).map(|mut page| {
+            page.orders.truncate(wanted.orders as usize);
+            page.orders
+        });
+        let notifications = optional(notifications, &mut degraded).map(|mut page| {
+            page.notifications.truncate(wanted.notifications as usize);
+            page
+        });
+        Dashboard {
+            profile,
+            recent_orders,
+            notifications,
+            degraded,
+        }
     });
-    let notifications = optional(notifications, &mut degraded).map(|mut page| {
-        page.notifications.truncate(wanted.notifications as usize);
-        page
-    });
-    Ok(Dashboard {
-        profile,
-        recent_orders,
-        notifications,
-        degraded,
-    })
+    Composed { result, timings }
 }

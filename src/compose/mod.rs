@@ -8,10 +8,49 @@
 pub mod dashboard;
 pub mod orders;
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use crate::error::ErrorCode;
 use crate::upstream::{Service, UpstreamError};
+
+/// How one upstream part of a composed reply went, for `Server-Timing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartTiming {
+    pub source: Service,
+    pub duration: Duration,
+    /// `ok`, `timeout`, `open-circuit`, `overloaded`, `unavailable`, ...
+    pub outcome: &'static str,
+}
+
+/// A composed result and the timing of every part, whether it succeeded
+/// or not: a failed reply shows which part failed and how.
+#[derive(Debug)]
+pub struct Composed<T> {
+    pub result: Result<T, UpstreamError>,
+    pub timings: Vec<PartTiming>,
+}
+
+/// Runs one part, timing it and naming its outcome.
+pub async fn timed<T>(
+    source: Service,
+    part: impl Future<Output = Result<T, UpstreamError>>,
+) -> (Result<T, UpstreamError>, PartTiming) {
+    let started = Instant::now();
+    let result = part.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.kind.outcome(),
+    };
+    let timing = PartTiming {
+        source,
+        duration: started.elapsed(),
+        outcome,
+    };
+    (result, timing)
+}
 
 /// An optional part that failed: which source, with which contract code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,13 +8,30 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::{Caller, Service, UpstreamError, UpstreamErrorKind};
+use std::sync::Arc;
+
+use super::guard::{Bulkhead, CallOutcome, CircuitBreaker};
+use super::{Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
+use crate::config::BreakerConfig;
 
 /// A reply's status with its decoded body.
 #[derive(Debug)]
 pub struct Reply<T> {
     pub status: StatusCode,
     pub body: T,
+}
+
+/// How each call to one service is bounded.
+#[derive(Debug, Clone)]
+pub struct EndpointLimits {
+    /// Total time for one call, body included.
+    pub timeout: Duration,
+    /// Largest reply body accepted.
+    pub max_response_bytes: usize,
+    /// Most calls in flight at once (bulkhead).
+    pub max_in_flight: usize,
+    /// When to stop calling for a while.
+    pub breaker: BreakerConfig,
 }
 
 /// Where one service lives and how each call to it is bounded.
@@ -25,27 +42,33 @@ pub struct Endpoint {
     base: Url,
     timeout: Duration,
     max_response_bytes: usize,
+    breaker: Arc<CircuitBreaker>,
+    bulkhead: Arc<Bulkhead>,
 }
 
 impl Endpoint {
-    pub fn new(
-        service: Service,
-        http: reqwest::Client,
-        base: Url,
-        timeout: Duration,
-        max_response_bytes: usize,
-    ) -> Self {
+    pub fn new(service: Service, http: reqwest::Client, base: Url, limits: EndpointLimits) -> Self {
         Self {
             service,
             http,
             base,
-            timeout,
-            max_response_bytes,
+            timeout: limits.timeout,
+            max_response_bytes: limits.max_response_bytes,
+            breaker: Arc::new(CircuitBreaker::new(service, limits.breaker)),
+            bulkhead: Arc::new(Bulkhead::new(limits.max_in_flight)),
         }
     }
 
     pub fn service(&self) -> Service {
         self.service
+    }
+
+    /// The circuit state and calls in flight, for `/readyz`.
+    pub fn health(&self) -> UpstreamHealth {
+        UpstreamHealth {
+            circuit: self.breaker.state(),
+            in_flight: self.bulkhead.in_flight(),
+        }
     }
 
     /// The base URL with `segments` appended, each percent-encoded, so an id
@@ -76,8 +99,40 @@ impl Endpoint {
         }
     }
 
-    /// Sends one request, never retried, and reads its whole (bounded) body.
+    /// Sends one request, never retried, and reads its whole (bounded)
+    /// body; fails fast while the circuit is open or the bulkhead is full.
     pub async fn send(
+        &self,
+        caller: &Caller,
+        method: Method,
+        url: Url,
+        json_body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
+        let admission = self
+            .breaker
+            .admit()
+            .ok_or_else(|| self.error(UpstreamErrorKind::CircuitOpen))?;
+        let _slot = self
+            .bulkhead
+            .try_enter()
+            .ok_or_else(|| self.error(UpstreamErrorKind::Overloaded))?;
+        let result = self
+            .exchange(caller, method, url, json_body, idempotency_key)
+            .await;
+        let failed = match &result {
+            Ok(reply) => reply.status.is_server_error(),
+            Err(error) => error.kind.is_service_failure(),
+        };
+        admission.record(if failed {
+            CallOutcome::Failure
+        } else {
+            CallOutcome::Success
+        });
+        result
+    }
+
+    async fn exchange(
         &self,
         caller: &Caller,
         method: Method,

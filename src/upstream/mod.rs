@@ -7,6 +7,7 @@
 
 mod caller;
 mod endpoint;
+pub mod guard;
 pub mod notifications;
 pub mod orders;
 pub mod users;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 pub use caller::Caller;
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, EndpointLimits};
 pub use notifications::NotificationsClient;
 pub use orders::OrdersClient;
 pub use users::UsersClient;
@@ -81,6 +82,43 @@ pub enum UpstreamErrorKind {
     /// The service refused the request as invalid.
     #[error("refused the request as invalid")]
     Rejected,
+    /// Not attempted: the circuit is open after repeated failures.
+    #[error("is failing; calls are paused (circuit open)")]
+    CircuitOpen,
+    /// Not attempted: too many calls to the service are in flight.
+    #[error("has too many calls in flight")]
+    Overloaded,
+}
+
+impl UpstreamErrorKind {
+    /// Whether this counts against the service's health (the breaker):
+    /// an answer about the client's request does not.
+    pub fn is_service_failure(&self) -> bool {
+        match self {
+            Self::Timeout(_) | Self::Transport | Self::BadBody(_) => true,
+            Self::Status(status) => status.is_server_error(),
+            Self::NotFound
+            | Self::Conflict
+            | Self::Rejected
+            | Self::CircuitOpen
+            | Self::Overloaded => false,
+        }
+    }
+
+    /// A short name for logs and `Server-Timing`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Transport => "unavailable",
+            Self::Status(_) => "error",
+            Self::BadBody(_) => "bad-response",
+            Self::NotFound => "not-found",
+            Self::Conflict => "conflict",
+            Self::Rejected => "rejected",
+            Self::CircuitOpen => "open-circuit",
+            Self::Overloaded => "overloaded",
+        }
+    }
 }
 
 impl UpstreamError {
@@ -97,7 +135,27 @@ pub struct Upstreams {
     pub notifications: NotificationsClient,
 }
 
+/// One upstream's health, for `/readyz`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamHealth {
+    pub circuit: guard::CircuitState,
+    pub in_flight: usize,
+}
+
 impl Upstreams {
+    /// Each upstream's circuit state and calls in flight.
+    pub fn health(&self) -> [(Service, UpstreamHealth); 3] {
+        [
+            (Service::Users, self.users.endpoint().health()),
+            (Service::Orders, self.orders.endpoint().health()),
+            (
+                Service::Notifications,
+                self.notifications.endpoint().health(),
+            ),
+        ]
+    }
+
     /// Builds the shared pooled client and the three typed clients once.
     pub fn from_config(config: &UpstreamsConfig) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
@@ -129,10 +187,17 @@ impl Upstreams {
                 service,
                 http.clone(),
                 base,
-                named.timeout.unwrap_or(config.all.timeout),
-                named
-                    .max_response_bytes
-                    .unwrap_or(config.all.max_response_bytes),
+                EndpointLimits {
+                    timeout: named.timeout.unwrap_or(config.all.timeout),
+                    max_response_bytes: named
+                        .max_response_bytes
+                        .unwrap_or(config.all.max_response_bytes),
+                    max_in_flight: named.max_in_flight.unwrap_or(config.all.max_in_flight),
+                    breaker: named
+                        .breaker
+                        .clone()
+                        .unwrap_or_else(|| config.all.breaker.clone()),
+                },
             ))
         };
         Ok(Self {

@@ -37,6 +37,10 @@ impl NotificationsClient {
         Self { endpoint }
     }
 
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// `GET /users/{userId}/notifications?limit=&unreadOnly=`.
     pub async fn list_for_user(
         &self,

@@ -75,6 +75,10 @@ impl OrdersClient {
         Self { endpoint }
     }
 
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// `GET /users/{userId}/orders?limit=&cursor=`.
     pub async fn list_for_user(
         &self,

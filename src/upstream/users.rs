@@ -34,6 +34,10 @@ impl UsersClient {
         Self { endpoint }
     }
 
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// `GET /users/{id}`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, UpstreamError> {
         let url = self.endpoint.url(&["users", id], &[])?;
