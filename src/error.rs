@@ -179,7 +179,8 @@ impl ApiError {
 fn upstream_code(error: &UpstreamError) -> ErrorCode {
     match error.kind {
         UpstreamErrorKind::Timeout(_) => ErrorCode::UpstreamTimeout,
-        UpstreamErrorKind::Transport
+        UpstreamErrorKind::Unreachable
+        | UpstreamErrorKind::Transport
         | UpstreamErrorKind::CircuitOpen
         | UpstreamErrorKind::Overloaded => ErrorCode::UpstreamUnavailable,
         UpstreamErrorKind::Status(s) if s.is_server_error() => ErrorCode::UpstreamUnavailable,

@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::request_context::RequestContext;
+use crate::server::AppState;
 use crate::upstream::Caller;
 
 /// A JSON body whose rejections are contract errors (`400`, `413`).
@@ -85,17 +86,23 @@ impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
     }
 }
 
-impl<St: Send + Sync> FromRequestParts<St> for Caller {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         let ctx = parts
             .extensions
             .get::<RequestContext>()
             .ok_or(ApiError::Internal("request context missing".into()))?;
-        Caller::new(ctx, auth.claims.subject.clone(), auth.authorization.clone()).ok_or(
-            ApiError::Internal("subject is not a valid header value".into()),
-        )
+        let deadline = ctx.received_at() + state.config().http.upstream_deadline;
+        Caller::new(ctx, auth.claims.subject.clone(), auth.authorization.clone())
+            .map(|caller| caller.with_deadline(deadline))
+            .ok_or(ApiError::Internal(
+                "subject is not a valid header value".into(),
+            ))
     }
 }

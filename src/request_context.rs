@@ -23,6 +23,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub struct RequestContext {
     request_id: HeaderValue,
     trace: TraceContext,
+    received_at: std::time::Instant,
 }
 
 impl RequestContext {
@@ -36,6 +37,7 @@ impl RequestContext {
         Self {
             request_id,
             trace: TraceContext::from_headers(headers),
+            received_at: std::time::Instant::now(),
         }
     }
 
@@ -45,6 +47,11 @@ impl RequestContext {
 
     pub fn trace(&self) -> &TraceContext {
         &self.trace
+    }
+
+    /// When the request arrived: the start of its upstream deadline.
+    pub fn received_at(&self) -> std::time::Instant {
+        self.received_at
     }
 }
 

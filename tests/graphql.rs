@@ -132,8 +132,9 @@ async fn a_failing_batch_nulls_only_the_actors() {
         assert_eq!(error["path"][0], "me");
         assert_eq!(error["path"][4], "actor", "{error}");
     }
-    // One failed batch for the page, not one call per notification.
-    assert_eq!(app.requests_to(Service::Users, "/users?").len(), 1);
+    // One batch for the page (tried again twice, as a GET), not one call
+    // per notification.
+    assert_eq!(app.requests_to(Service::Users, "/users?").len(), 3);
 }
 
 #[tokio::test]

@@ -83,8 +83,26 @@ async fn a_refused_connection_is_upstream_unavailable() {
 }
 
 #[tokio::test]
-async fn a_service_failing_for_n_calls_recovers_after_them() {
+async fn transient_gateway_errors_are_retried_for_gets() {
     let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Users,
+        fault(|f| {
+            f.status = Some(StatusCode::BAD_GATEWAY);
+            f.status_for_calls = Some(2);
+        }),
+    );
+    let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.calls(Service::Users), 3, "two retries");
+}
+
+#[tokio::test]
+async fn without_retries_a_service_failing_for_n_calls_fails_n_replies() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.all.retry]\nmax_retries = 0")
+        .spawn()
+        .await;
     app.fault(
         Service::Users,
         fault(|f| {
@@ -100,6 +118,51 @@ async fn a_service_failing_for_n_calls_recovers_after_them() {
         );
     }
     assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stay_within_the_budget_against_a_failing_service() {
+    // The breaker is out of the way: this measures the retry budget alone.
+    let app = TestApp::builder(Bff::Web)
+        .config(&format!(
+            "{UNLIMITED}[upstreams.orders.breaker]\nconsecutive_failures = 1000000\nmin_calls = 1000000\n\
+             [upstreams.orders.retry]\nbackoff = \"1ms\""
+        ))
+        .spawn()
+        .await;
+    app.fault(
+        Service::Orders,
+        fault(|f| f.status = Some(StatusCode::SERVICE_UNAVAILABLE)),
+    );
+    let token = app.token("u1", "");
+    let workers: Vec<_> = (0..10)
+        .map(|_| {
+            let client = app.http.clone();
+            let url = format!("{}/user-dashboard", app.base);
+            let token = token.clone();
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    let response = client
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .expect("sent");
+                    assert_eq!(response.status(), StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let calls = app.calls(Service::Orders);
+    // 1 000 requests; retries at most 20 % of them plus the floor of 10.
+    assert!(calls > 1000, "no retry happened: {calls}");
+    assert!(
+        calls <= 1210,
+        "the budget let through {calls} calls for 1000 requests"
+    );
 }
 
 #[tokio::test]
@@ -209,7 +272,7 @@ async fn circuit(app: &TestApp, service: &str) -> String {
 async fn five_failures_open_the_breaker_then_a_probe_closes_it() {
     let app = TestApp::builder(Bff::Web)
         .config(&format!(
-            "{UNLIMITED}[upstreams.orders.breaker]\nconsecutive_failures = 5\nopen_for = \"500ms\""
+            "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 5\nopen_for = \"500ms\""
         ))
         .spawn()
         .await;
@@ -261,7 +324,7 @@ async fn five_failures_open_the_breaker_then_a_probe_closes_it() {
 async fn a_failed_probe_keeps_the_breaker_open() {
     let app = TestApp::builder(Bff::Web)
         .config(&format!(
-            "{UNLIMITED}[upstreams.orders.breaker]\nconsecutive_failures = 2\nopen_for = \"300ms\""
+            "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 2\nopen_for = \"300ms\""
         ))
         .spawn()
         .await;
@@ -352,4 +415,36 @@ async fn server_timing_lists_every_part_with_its_outcome() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(server_timing(&headers).starts_with("users;dur="));
     assert!(server_timing(&headers).contains("desc=\"error\""));
+}
+
+#[tokio::test]
+async fn the_request_deadline_drops_a_late_optional_part_on_time() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.orders]\ntimeout = \"5s\"\n[http]\nupstream_deadline = \"400ms\"")
+        .spawn()
+        .await;
+    app.fault(Service::Orders, fault(|f| f.hang = true));
+    let started = Instant::now();
+    let (status, headers, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        elapsed >= Duration::from_millis(400),
+        "answered before the deadline: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "the deadline did not bound the reply: {elapsed:?}"
+    );
+    assert_eq!(
+        body["degraded"],
+        json!([{"source": "orders", "code": "upstream_timeout"}])
+    );
+    assert_eq!(body["profile"]["id"], "u1");
+    assert_eq!(body["notifications"]["unreadCount"], 4);
+    assert!(
+        server_timing(&headers).contains("orders;dur=4"),
+        "{:?}",
+        server_timing(&headers)
+    );
 }

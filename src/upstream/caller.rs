@@ -1,6 +1,7 @@
 //! Who an upstream call is made for, as headers every service receives.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
@@ -15,6 +16,7 @@ static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 pub struct Caller {
     user_id: Arc<str>,
     headers: HeaderMap,
+    deadline: Option<Instant>,
 }
 
 impl Caller {
@@ -36,7 +38,22 @@ impl Caller {
         if let Some(authorization) = authorization {
             headers.insert(AUTHORIZATION, authorization);
         }
-        Some(Self { user_id, headers })
+        Some(Self {
+            user_id,
+            headers,
+            deadline: None,
+        })
+    }
+
+    /// Every upstream call made for this caller must finish by `deadline`:
+    /// each call's timeout shrinks to the time left.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The authenticated subject, used as the user id upstream.

@@ -10,9 +10,9 @@ use url::Url;
 
 use std::sync::Arc;
 
-use super::guard::{Bulkhead, CallOutcome, CircuitBreaker};
+use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
 use super::{Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
-use crate::config::BreakerConfig;
+use crate::config::{BreakerConfig, RetryConfig};
 
 /// A reply's status with its decoded body.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub struct EndpointLimits {
     pub max_in_flight: usize,
     /// When to stop calling for a while.
     pub breaker: BreakerConfig,
+    /// When to try a failed call again.
+    pub retry: RetryConfig,
 }
 
 /// Where one service lives and how each call to it is bounded.
@@ -44,6 +46,8 @@ pub struct Endpoint {
     max_response_bytes: usize,
     breaker: Arc<CircuitBreaker>,
     bulkhead: Arc<Bulkhead>,
+    retry: RetryConfig,
+    budget: Arc<RetryBudget>,
 }
 
 impl Endpoint {
@@ -56,6 +60,12 @@ impl Endpoint {
             max_response_bytes: limits.max_response_bytes,
             breaker: Arc::new(CircuitBreaker::new(service, limits.breaker)),
             bulkhead: Arc::new(Bulkhead::new(limits.max_in_flight)),
+            budget: Arc::new(RetryBudget::new(
+                limits.retry.budget_ratio,
+                limits.retry.budget_floor,
+                limits.retry.budget_window,
+            )),
+            retry: limits.retry,
         }
     }
 
@@ -99,9 +109,71 @@ impl Endpoint {
         }
     }
 
-    /// Sends one request, never retried, and reads its whole (bounded)
-    /// body; fails fast while the circuit is open or the bulkhead is full.
+    /// Sends a request and reads its whole (bounded) body. Retried as
+    /// [`RetryConfig`] says: GETs after a broken connection or a
+    /// 502/503/504, a POST only when its connection was never established
+    /// (so it cannot have been handled), within the request's deadline and
+    /// the upstream's retry budget.
     pub async fn send(
+        &self,
+        caller: &Caller,
+        method: Method,
+        url: Url,
+        json_body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
+        self.budget.record_call();
+        let mut retries = 0;
+        loop {
+            let result = self
+                .attempt(
+                    caller,
+                    method.clone(),
+                    url.clone(),
+                    json_body.clone(),
+                    idempotency_key,
+                )
+                .await;
+            if retries >= self.retry.max_retries || !self.may_retry(&method, &result) {
+                return result;
+            }
+            // Full jitter: a random wait up to the doubled backoff.
+            let backoff = self
+                .retry
+                .backoff
+                .saturating_mul(1 << retries.min(16))
+                .mul_f64(rand::random::<f64>());
+            let deadline_allows = caller
+                .deadline()
+                .is_none_or(|deadline| std::time::Instant::now() + backoff < deadline);
+            if !deadline_allows || !self.budget.try_spend() {
+                return result;
+            }
+            retries += 1;
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// Whether a failed attempt may be sent again.
+    fn may_retry(&self, method: &Method, result: &Result<Reply<Bytes>, UpstreamError>) -> bool {
+        let idempotent = *method == Method::GET;
+        match result {
+            Ok(reply) => idempotent && matches!(reply.status.as_u16(), 502..=504),
+            Err(error) => match error.kind {
+                // Never sent: safe for any method.
+                UpstreamErrorKind::Unreachable => true,
+                UpstreamErrorKind::Transport => idempotent,
+                UpstreamErrorKind::Status(status) => {
+                    idempotent && matches!(status.as_u16(), 502..=504)
+                }
+                _ => false,
+            },
+        }
+    }
+
+    /// One attempt: fails fast while the circuit is open or the bulkhead
+    /// is full, and never runs past the request's deadline.
+    async fn attempt(
         &self,
         caller: &Caller,
         method: Method,
@@ -117,8 +189,17 @@ impl Endpoint {
             .bulkhead
             .try_enter()
             .ok_or_else(|| self.error(UpstreamErrorKind::Overloaded))?;
+        let now = std::time::Instant::now();
+        let timeout = caller.deadline().map_or(self.timeout, |deadline| {
+            self.timeout.min(deadline.saturating_duration_since(now))
+        });
+        if timeout.is_zero() {
+            // The request's deadline has passed: nothing is sent.
+            drop(admission);
+            return Err(self.error(UpstreamErrorKind::Timeout(timeout)));
+        }
         let result = self
-            .exchange(caller, method, url, json_body, idempotency_key)
+            .exchange(caller, method, url, json_body, idempotency_key, timeout)
             .await;
         let failed = match &result {
             Ok(reply) => reply.status.is_server_error(),
@@ -139,12 +220,13 @@ impl Endpoint {
         url: Url,
         json_body: Option<Vec<u8>>,
         idempotency_key: Option<&str>,
+        timeout: Duration,
     ) -> Result<Reply<Bytes>, UpstreamError> {
         let mut request = self
             .http
             .request(method, url)
             .headers(caller.headers().clone())
-            .timeout(self.timeout);
+            .timeout(timeout);
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key);
         }
@@ -153,7 +235,10 @@ impl Endpoint {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let mut response = request.send().await.map_err(|e| self.classify(&e))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| self.classify(&e, timeout))?;
         let status = response.status();
         if response
             .content_length()
@@ -162,7 +247,11 @@ impl Endpoint {
             return Err(self.error(UpstreamErrorKind::BadBody("reply too large")));
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify_body(&e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.classify_body(&e, timeout))?
+        {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(self.error(UpstreamErrorKind::BadBody("reply too large")));
             }
@@ -195,17 +284,19 @@ impl Endpoint {
         UpstreamError::new(self.service, kind)
     }
 
-    fn classify(&self, e: &reqwest::Error) -> UpstreamError {
+    fn classify(&self, e: &reqwest::Error, timeout: Duration) -> UpstreamError {
         if e.is_timeout() {
-            self.error(UpstreamErrorKind::Timeout(self.timeout))
+            self.error(UpstreamErrorKind::Timeout(timeout))
+        } else if e.is_connect() {
+            self.error(UpstreamErrorKind::Unreachable)
         } else {
             self.error(UpstreamErrorKind::Transport)
         }
     }
 
-    fn classify_body(&self, e: &reqwest::Error) -> UpstreamError {
+    fn classify_body(&self, e: &reqwest::Error, timeout: Duration) -> UpstreamError {
         if e.is_timeout() {
-            self.error(UpstreamErrorKind::Timeout(self.timeout))
+            self.error(UpstreamErrorKind::Timeout(timeout))
         } else {
             self.error(UpstreamErrorKind::BadBody("truncated"))
         }

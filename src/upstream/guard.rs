@@ -188,6 +188,54 @@ impl Drop for Admission<'_> {
     }
 }
 
+/// Retries allowed in a window: a share of the calls plus a floor.
+#[derive(Debug)]
+pub struct RetryBudget {
+    ratio: f64,
+    floor: u32,
+    window: std::time::Duration,
+    counters: Mutex<(Instant, u32, u32)>,
+}
+
+impl RetryBudget {
+    pub fn new(ratio: f64, floor: u32, window: std::time::Duration) -> Self {
+        Self {
+            ratio,
+            floor,
+            window,
+            counters: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+
+    fn with_window<R>(&self, f: impl FnOnce(&mut u32, &mut u32) -> R) -> R {
+        let mut guard = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let (start, calls, retries) = &mut *guard;
+        if start.elapsed() >= self.window {
+            *start = Instant::now();
+            *calls = 0;
+            *retries = 0;
+        }
+        f(calls, retries)
+    }
+
+    /// Counts a call (its first attempt).
+    pub fn record_call(&self) {
+        self.with_window(|calls, _| *calls += 1);
+    }
+
+    /// Takes one retry from the budget, if any is left.
+    pub fn try_spend(&self) -> bool {
+        self.with_window(|calls, retries| {
+            let allowed = f64::from(self.floor) + self.ratio * f64::from(*calls);
+            let ok = f64::from(*retries) < allowed;
+            if ok {
+                *retries += 1;
+            }
+            ok
+        })
+    }
+}
+
 /// A cap on calls in flight to one upstream; excess calls fail at once.
 #[derive(Debug)]
 pub struct Bulkhead {

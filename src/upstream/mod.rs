@@ -64,7 +64,10 @@ pub enum UpstreamErrorKind {
     /// No complete reply within the call's timeout.
     #[error("did not answer within {} ms", .0.as_millis())]
     Timeout(Duration),
-    /// The connection could not be made or broke before a reply started.
+    /// No connection could be made: the request was never sent.
+    #[error("is unreachable")]
+    Unreachable,
+    /// The connection broke before a reply started.
     #[error("is unavailable")]
     Transport,
     /// A status the call does not expect (5xx, or a 4xx that means our bug).
@@ -95,7 +98,7 @@ impl UpstreamErrorKind {
     /// an answer about the client's request does not.
     pub fn is_service_failure(&self) -> bool {
         match self {
-            Self::Timeout(_) | Self::Transport | Self::BadBody(_) => true,
+            Self::Timeout(_) | Self::Unreachable | Self::Transport | Self::BadBody(_) => true,
             Self::Status(status) => status.is_server_error(),
             Self::NotFound
             | Self::Conflict
@@ -109,6 +112,7 @@ impl UpstreamErrorKind {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
+            Self::Unreachable => "unreachable",
             Self::Transport => "unavailable",
             Self::Status(_) => "error",
             Self::BadBody(_) => "bad-response",
@@ -197,6 +201,10 @@ impl Upstreams {
                         .breaker
                         .clone()
                         .unwrap_or_else(|| config.all.breaker.clone()),
+                    retry: named
+                        .retry
+                        .clone()
+                        .unwrap_or_else(|| config.all.retry.clone()),
                 },
             ))
         };

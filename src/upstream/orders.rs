@@ -102,9 +102,10 @@ impl OrdersClient {
         self.endpoint.get_json(caller, url).await
     }
 
-    /// `POST /orders` with the client's idempotency key. Sent exactly once:
-    /// placing an order is not idempotent without the key, so this call is
-    /// never retried here; the client retries with the same key.
+    /// `POST /orders` with the client's idempotency key. Sent again only
+    /// when the connection was never established (so the order cannot have
+    /// been placed); after any other failure the client, who knows the
+    /// key, retries and gets the same order.
     pub async fn place(
         &self,
         caller: &Caller,
