@@ -398,9 +398,14 @@ pub struct HttpConfig {
     /// trickles in slower than this gets `408`.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// On SIGTERM, how long in-flight requests may take to finish.
+    /// On SIGTERM, how long in-flight requests may take to finish once
+    /// the listener is closed.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long `/readyz` fails while new requests are still
+    /// accepted, so load balancers stop sending before the listener closes.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
     /// Every upstream call made for one request finishes within this time
     /// from the request's arrival: each call's timeout shrinks to the time
     /// left, and an optional part still missing then is dropped.
@@ -427,6 +432,7 @@ impl Default for HttpConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(20),
+            drain_delay: Duration::from_secs(5),
             upstream_deadline: Duration::from_millis(1500),
             header_read_timeout: Duration::from_secs(5),
             max_headers: 64,

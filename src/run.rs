@@ -110,6 +110,7 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
 
     let listen = config.listen;
     let drain_timeout = config.http.drain_timeout;
+    let drain_delay = config.http.drain_delay;
     let http = config.http.clone();
     let dev_claims = demo_secret.as_ref().map(|_| {
         let mut claims = DevClaims::new("u1", "orders:write", Duration::from_secs(24 * 3600));
@@ -133,8 +134,12 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
         let state = state.clone();
         async move {
             shutdown_signal().await;
+            // Readiness fails first; the listener keeps accepting while load
+            // balancers notice, then closes and in-flight requests finish.
             state.start_draining();
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!(?drain_delay, "shutting down: readiness now fails");
+            tokio::time::sleep(drain_delay).await;
+            tracing::info!("closing the listener: finishing in-flight requests");
             let _ = signalled_tx.send(());
         }
     };

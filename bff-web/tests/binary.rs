@@ -45,6 +45,7 @@ fn run_with_config(name: &str, toml: &str, env: &[(&str, &str)]) -> (bool, Strin
         .arg(&path)
         .envs(env.iter().copied())
         .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .output()
         .expect("binary runs");
     let _ = std::fs::remove_file(path);
@@ -177,6 +178,7 @@ fn terminate(child: &Child) {
 fn environment_variables_alone_configure_the_binary() {
     let child = Command::new(BIN)
         .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
@@ -203,6 +205,7 @@ fn demo_mode_prints_a_working_curl_line_and_stops_on_sigterm() {
     let child = Command::new(BIN)
         .arg("--demo")
         .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -293,6 +296,7 @@ fn a_flood_of_distinct_bad_tokens_leaves_memory_at_baseline() {
     const TOTAL: usize = 100_000;
     let child = Command::new(BIN)
         .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
@@ -338,5 +342,43 @@ fn a_flood_of_distinct_bad_tokens_leaves_memory_at_baseline() {
         "memory grew with distinct tokens: {baseline} KiB -> {settled} KiB"
     );
     terminate(&running.0);
+    assert!(running.0.wait().expect("exits").success());
+}
+
+#[test]
+fn sigterm_fails_readiness_first_then_refuses_new_connections() {
+    let child = Command::new(BIN)
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "1s")
+        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
+        .env("BFF_AUTH__HS256_SECRET", SECRET)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut running = Running(child);
+    let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
+    let line = wait_for_line(stderr, |l| l.contains("listening"));
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("local="))
+        .expect("address")
+        .to_owned();
+    assert!(http_get(&addr, "/readyz", None).starts_with("HTTP/1.1 200"));
+
+    terminate(&running.0);
+    std::thread::sleep(Duration::from_millis(300));
+    // Still accepting, but no longer ready: load balancers drain it.
+    let reply = http_get(&addr, "/readyz", None);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("not_ready"), "{reply}");
+    assert!(http_get(&addr, "/healthz", None).starts_with("HTTP/1.1 200"));
+
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "new connections are refused after the delay"
+    );
     assert!(running.0.wait().expect("exits").success());
 }
