@@ -134,12 +134,12 @@ async fn retries_stay_within_the_budget_against_a_failing_service() {
         Service::Orders,
         fault(|f| f.status = Some(StatusCode::SERVICE_UNAVAILABLE)),
     );
-    let token = app.token("u1", "");
-    let workers: Vec<_> = (0..10)
-        .map(|_| {
+    // One user per worker: requests never overlap, so none is coalesced.
+    let workers: Vec<_> = (1..=10)
+        .map(|user| {
             let client = app.http.clone();
             let url = format!("{}/user-dashboard", app.base);
-            let token = token.clone();
+            let token = app.token(&format!("u{user}"), "");
             tokio::spawn(async move {
                 for _ in 0..100 {
                     let response = client
@@ -354,9 +354,10 @@ async fn the_bulkhead_fails_excess_calls_fast() {
         Service::Orders,
         fault(|f| f.delay = Duration::from_millis(500)),
     );
-    let token = app.token("u1", "");
-    let requests: Vec<_> = (0..5)
-        .map(|_| {
+    // Five users, so no call is coalesced with another.
+    let requests: Vec<_> = (1..=5)
+        .map(|user| {
+            let token = app.token(&format!("u{user}"), "");
             let request = app
                 .http
                 .get(format!("{}/user-dashboard", app.base))
@@ -447,4 +448,58 @@ async fn the_request_deadline_drops_a_late_optional_part_on_time() {
         "{:?}",
         server_timing(&headers)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_identical_concurrent_requests_make_one_upstream_call_each() {
+    let app = TestApp::builder(Bff::Web).config(UNLIMITED).spawn().await;
+    for service in [Service::Users, Service::Orders, Service::Notifications] {
+        app.fault(service, fault(|f| f.delay = Duration::from_millis(300)));
+    }
+    let token = app.token("u1", "");
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let request = app
+                .http
+                .get(format!("{}/user-dashboard", app.base))
+                .bearer_auth(&token)
+                .send();
+            tokio::spawn(async move { json_body(request.await.expect("sent")).await })
+        })
+        .collect();
+    for request in requests {
+        let (status, _, body) = request.await.expect("task");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["profile"]["id"], "u1");
+        assert_eq!(body["degraded"], json!([]));
+    }
+    for service in [Service::Users, Service::Orders, Service::Notifications] {
+        assert_eq!(app.calls(service), 1, "{service} was called more than once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_different_users_are_never_shared() {
+    let app = TestApp::builder(Bff::Web).config(UNLIMITED).spawn().await;
+    app.fault(
+        Service::Users,
+        fault(|f| f.delay = Duration::from_millis(300)),
+    );
+    let requests: Vec<_> = ["u1", "u2", "u1", "u2"]
+        .into_iter()
+        .map(|user| {
+            let request = app
+                .http
+                .get(format!("{}/user-dashboard", app.base))
+                .bearer_auth(app.token(user, ""))
+                .send();
+            tokio::spawn(async move { (user, json_body(request.await.expect("sent")).await) })
+        })
+        .collect();
+    for request in requests {
+        let (user, (_, _, body)) = request.await.expect("task");
+        assert_eq!(body["profile"]["id"], user);
+    }
+    // Same user id and same token coalesce; the two users do not.
+    assert_eq!(app.calls(Service::Users), 2);
 }

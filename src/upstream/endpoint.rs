@@ -10,12 +10,13 @@ use url::Url;
 
 use std::sync::Arc;
 
+use super::coalesce::{CallKey, Coalescer};
 use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
 use super::{Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
 use crate::config::{BreakerConfig, RetryConfig};
 
 /// A reply's status with its decoded body.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reply<T> {
     pub status: StatusCode,
     pub body: T,
@@ -48,6 +49,7 @@ pub struct Endpoint {
     bulkhead: Arc<Bulkhead>,
     retry: RetryConfig,
     budget: Arc<RetryBudget>,
+    coalescer: Arc<Coalescer>,
 }
 
 impl Endpoint {
@@ -66,6 +68,7 @@ impl Endpoint {
                 limits.retry.budget_window,
             )),
             retry: limits.retry,
+            coalescer: Arc::new(Coalescer::default()),
         }
     }
 
@@ -101,7 +104,20 @@ impl Endpoint {
         caller: &Caller,
         url: Url,
     ) -> Result<T, UpstreamError> {
-        let reply = self.send(caller, Method::GET, url, None, None).await?;
+        let key = CallKey {
+            url: url.as_str().to_owned(),
+            user_id: caller.user_id().to_owned(),
+            authorization: caller
+                .headers()
+                .get(reqwest::header::AUTHORIZATION)
+                .map(|v| Bytes::copy_from_slice(v.as_bytes())),
+        };
+        let call = {
+            let endpoint = self.clone();
+            let caller = caller.clone();
+            async move { endpoint.send(&caller, Method::GET, url, None, None).await }
+        };
+        let reply = self.coalescer.run(key, call).await?;
         match reply.status {
             StatusCode::OK => self.decode(&reply.body),
             StatusCode::NOT_FOUND => Err(self.error(UpstreamErrorKind::NotFound)),

@@ -6,6 +6,7 @@
 //! an [`UpstreamError`] that says which service failed and how.
 
 mod caller;
+mod coalesce;
 mod endpoint;
 pub mod guard;
 pub mod notifications;
