@@ -589,3 +589,31 @@ async fn mark_notification_read_marks_it() {
         .await;
     assert_eq!(body["data"]["me"]["notifications"]["unreadCount"], 3);
 }
+
+#[tokio::test]
+async fn graphql_replies_report_each_upstream_call_in_server_timing_and_extensions() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let query = json!({"query": "{ me { name orders(first: 3) { nodes { seller { name } } } } }"});
+    let (status, headers, body) = app.graphql(&app.token("u1", ""), &query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let timing = body["extensions"]["serverTiming"]
+        .as_array()
+        .expect("serverTiming");
+    let mut sources: Vec<&str> = timing
+        .iter()
+        .map(|t| t["source"].as_str().expect("source"))
+        .collect();
+    sources.sort_unstable();
+    assert_eq!(
+        sources,
+        ["orders", "users", "users"],
+        "profile, orders, the seller batch: {body}"
+    );
+    assert!(
+        timing
+            .iter()
+            .all(|t| t["desc"] == "ok" && t["dur"].is_number())
+    );
+    let header = headers["server-timing"].to_str().expect("ascii");
+    assert_eq!(header.matches(";dur=").count(), 3, "{header}");
+}

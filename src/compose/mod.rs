@@ -9,7 +9,7 @@ pub mod dashboard;
 pub mod orders;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -17,13 +17,7 @@ use crate::error::ErrorCode;
 use crate::upstream::{Service, UpstreamError};
 
 /// How one upstream part of a composed reply went, for `Server-Timing`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartTiming {
-    pub source: Service,
-    pub duration: Duration,
-    /// `ok`, `timeout`, `open-circuit`, `overloaded`, `unavailable`, ...
-    pub outcome: &'static str,
-}
+pub use crate::upstream::CallTiming as PartTiming;
 
 /// A composed result and the timing of every part, whether it succeeded
 /// or not: a failed reply shows which part failed and how.

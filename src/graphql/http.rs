@@ -14,7 +14,7 @@ use async_graphql::{ObjectType, ServerError, Variables};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Serialize;
@@ -30,7 +30,7 @@ use crate::auth::Authenticated;
 use crate::config::{Config, Profile};
 use crate::error::{ApiError, ErrorCode, FinalBody};
 use crate::server::AppState;
-use crate::upstream::Caller;
+use crate::upstream::{CallTiming, Caller};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
@@ -181,8 +181,14 @@ where
             request = request.variables(Variables::from_json(Value::Object(variables)));
         }
         request.set_parsed_query(parsed);
+        // Every upstream call of this request is timed, the loader's too.
+        let caller = caller.recording_timings();
         let loader = users_loader(state.upstreams().users.clone(), caller.clone());
-        let request = request.data(state).data(caller).data(auth).data(loader);
+        let request = request
+            .data(state)
+            .data(caller.clone())
+            .data(auth)
+            .data(loader);
         let mut response = self.schema.execute(request).await;
         if response.errors.iter().any(|e| !e.path.is_empty()) {
             // Rare path: parse again rather than clone every document.
@@ -195,7 +201,14 @@ where
                 );
             }
         }
-        render(media, response)
+        let timings = caller.timings();
+        let mut reply = render(media, response, &timings);
+        if let Some(timing) = crate::server_timing::header_value(&timings) {
+            reply
+                .headers_mut()
+                .insert(HeaderName::from_static("server-timing"), timing);
+        }
+        reply
     }
 }
 
@@ -362,21 +375,37 @@ struct Body<'a> {
     data: Option<&'a async_graphql::Value>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extensions: Option<Value>,
 }
 
 /// A request that failed before execution: no `data` entry; `400` for
 /// `application/graphql-response+json`, `200` for legacy `application/json`.
 fn request_failure(media: Media, error: ServerError) -> Response {
-    write(media, true, None, vec![error])
+    write(media, true, None, vec![error], None)
 }
 
-/// An executed (or validation-failed) response.
-fn render(media: Media, response: async_graphql::Response) -> Response {
+/// An executed (or validation-failed) response, with the upstream calls it
+/// made in `extensions.serverTiming`.
+fn render(media: Media, response: async_graphql::Response, timings: &[CallTiming]) -> Response {
     let before_execution = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     let data = (!before_execution).then_some(&response.data);
-    write(media, before_execution, data, response.errors)
+    let extensions = (!timings.is_empty()).then(|| {
+        let entries: Vec<Value> = timings
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "source": t.source,
+                    "dur": (t.duration.as_secs_f64() * 10_000.0).round() / 10.0,
+                    "desc": t.outcome,
+                })
+            })
+            .collect();
+        serde_json::json!({ "serverTiming": entries })
+    });
+    write(media, before_execution, data, response.errors, extensions)
 }
 
 /// Serializes the body, giving every error a code, with the status the
@@ -386,11 +415,13 @@ fn write(
     request_error: bool,
     data: Option<&async_graphql::Value>,
     mut errors: Vec<ServerError>,
+    extensions: Option<Value>,
 ) -> Response {
     ensure_codes(&mut errors, request_error);
     let body = serde_json::to_vec(&Body {
         data,
         errors: &errors,
+        extensions,
     })
     .unwrap_or_default();
     let (status, content_type) = match media {

@@ -1,10 +1,11 @@
 //! Who an upstream call is made for, as headers every service receives.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
+use super::CallTiming;
 use crate::request_context::{RequestContext, TRACEPARENT, TRACESTATE, X_REQUEST_ID};
 
 static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -17,6 +18,7 @@ pub struct Caller {
     user_id: Arc<str>,
     headers: HeaderMap,
     deadline: Option<Instant>,
+    timings: Option<Arc<Mutex<Vec<CallTiming>>>>,
 }
 
 impl Caller {
@@ -42,6 +44,7 @@ impl Caller {
             user_id,
             headers,
             deadline: None,
+            timings: None,
         })
     }
 
@@ -54,6 +57,30 @@ impl Caller {
 
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// Records every upstream call made for this caller from now on
+    /// (service, duration, outcome), for `Server-Timing`.
+    pub fn recording_timings(mut self) -> Self {
+        self.timings = Some(Arc::default());
+        self
+    }
+
+    /// The calls recorded so far, in the order they finished.
+    pub fn timings(&self) -> Vec<CallTiming> {
+        self.timings
+            .as_ref()
+            .map(|t| t.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record(&self, timing: CallTiming) {
+        if let Some(timings) = &self.timings {
+            timings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(timing);
+        }
     }
 
     /// The authenticated subject, used as the user id upstream.

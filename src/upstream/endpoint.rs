@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::coalesce::{CallKey, Coalescer};
 use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
-use super::{Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
+use super::{CallTiming, Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
 use crate::config::{BreakerConfig, RetryConfig};
 
 /// A reply's status with its decoded body.
@@ -117,7 +117,17 @@ impl Endpoint {
             let caller = caller.clone();
             async move { endpoint.send(&caller, Method::GET, url, None, None).await }
         };
-        let reply = self.coalescer.run(key, call).await?;
+        let started = std::time::Instant::now();
+        let reply = self.coalescer.run(key, call).await;
+        caller.record(CallTiming {
+            source: self.service,
+            duration: started.elapsed(),
+            outcome: match &reply {
+                Ok(_) => "ok",
+                Err(error) => error.kind.outcome(),
+            },
+        });
+        let reply = reply?;
         match reply.status {
             StatusCode::OK => self.decode(&reply.body),
             StatusCode::NOT_FOUND => Err(self.error(UpstreamErrorKind::NotFound)),
@@ -131,6 +141,33 @@ impl Endpoint {
     /// (so it cannot have been handled), within the request's deadline and
     /// the upstream's retry budget.
     pub async fn send(
+        &self,
+        caller: &Caller,
+        method: Method,
+        url: Url,
+        json_body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
+        let started = std::time::Instant::now();
+        let records = method != Method::GET;
+        let result = self
+            .send_with_retries(caller, method, url, json_body, idempotency_key)
+            .await;
+        // GETs are recorded where they are coalesced, once per caller.
+        if records {
+            caller.record(CallTiming {
+                source: self.service,
+                duration: started.elapsed(),
+                outcome: match &result {
+                    Ok(_) => "ok",
+                    Err(error) => error.kind.outcome(),
+                },
+            });
+        }
+        result
+    }
+
+    async fn send_with_retries(
         &self,
         caller: &Caller,
         method: Method,

@@ -51,6 +51,15 @@ impl fmt::Display for Service {
     }
 }
 
+/// How one upstream call (or composed part) went, for `Server-Timing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallTiming {
+    pub source: Service,
+    pub duration: Duration,
+    /// `ok`, `timeout`, `open-circuit`, `overloaded`, `unavailable`, ...
+    pub outcome: &'static str,
+}
+
 /// One failed upstream call: which service, and what went wrong.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{service} {kind}")]
