@@ -204,6 +204,13 @@ pub struct UpstreamDefaults {
     pub breaker: BreakerConfig,
     /// When a failed call is tried again.
     pub retry: RetryConfig,
+    /// GET replies kept in memory, per upstream (0: no cache). Replies are
+    /// kept only as the service's `Cache-Control` allows.
+    pub cache_entries: usize,
+    /// When a call fails, a kept reply at most this far past its `max-age`
+    /// is served instead, and the part is marked `stale`.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
 }
 
 /// Retries: GETs after a broken connection or a 502/503/504, a POST only
@@ -278,6 +285,8 @@ impl Default for UpstreamDefaults {
             max_in_flight: 256,
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
+            cache_entries: 10_000,
+            stale_if_error: Duration::from_secs(60),
         }
     }
 }
@@ -300,6 +309,11 @@ pub struct UpstreamConfig {
     pub breaker: Option<BreakerConfig>,
     /// Replaces `upstreams.all.retry` as a whole.
     pub retry: Option<RetryConfig>,
+    /// Overrides `upstreams.all.cache_entries`.
+    pub cache_entries: Option<usize>,
+    /// Overrides `upstreams.all.stale_if_error`.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Option<Duration>,
 }
 
 /// Token verification. Exactly one of `hs256_secret`, `public_key_pem` and

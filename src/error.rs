@@ -39,6 +39,9 @@ pub enum ErrorCode {
     HeadersTooLarge,
     RateLimited,
     NotReady,
+    /// Only in `degraded`: a part served from the cache because its
+    /// service failed.
+    Stale,
     UpstreamUnavailable,
     UpstreamTimeout,
     UpstreamBadResponse,
@@ -61,6 +64,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::RateLimited => "rate_limited",
             Self::NotReady => "not_ready",
+            Self::Stale => "stale",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamBadResponse => "upstream_bad_response",
@@ -165,6 +169,8 @@ impl ApiError {
             ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            // Never an error reply's code; only a `degraded` entry's.
+            ErrorCode::Stale => StatusCode::OK,
             ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::UpstreamBadResponse => StatusCode::BAD_GATEWAY,

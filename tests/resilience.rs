@@ -503,3 +503,102 @@ async fn concurrent_requests_of_different_users_are_never_shared() {
     // Same user id and same token coalesce; the two users do not.
     assert_eq!(app.calls(Service::Users), 2);
 }
+
+#[tokio::test]
+async fn a_fresh_reply_is_served_from_the_cache() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Users,
+        fault(|f| f.cache_control = Some("private, max-age=60")),
+    );
+    let token = app.token("u1", "");
+    assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+    let (status, headers, body) = json_body(app.dashboard(&token).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["profile"]["id"], "u1");
+    assert_eq!(
+        app.calls(Service::Users),
+        1,
+        "the second profile came from the cache"
+    );
+    assert!(server_timing(&headers).contains("users;dur="));
+    assert!(
+        server_timing(&headers).contains("desc=\"cache-hit\""),
+        "{}",
+        server_timing(&headers)
+    );
+}
+
+async fn order_lookups_by_two_users(cache_control: &'static str) -> usize {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Orders,
+        fault(|f| f.cache_control = Some(cache_control)),
+    );
+    let order = app.upstreams.store().orders_of("u1")[0].id.clone();
+    let query = json!({ "query": format!("{{ order(id: \"{order}\") {{ id }} }}") });
+    let (_, _, mine) = app.graphql(&app.token("u1", ""), &query).await;
+    assert_eq!(mine["data"]["order"]["id"], order.as_str());
+    let (_, _, theirs) = app.graphql(&app.token("u2", ""), &query).await;
+    assert!(theirs["data"]["order"].is_null(), "{theirs}");
+    app.calls(Service::Orders)
+}
+
+#[tokio::test]
+async fn private_replies_never_cross_users_and_public_ones_are_shared() {
+    assert_eq!(order_lookups_by_two_users("private, max-age=60").await, 2);
+    assert_eq!(order_lookups_by_two_users("public, max-age=60").await, 1);
+}
+
+#[tokio::test]
+async fn no_store_replies_are_never_kept() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Users,
+        fault(|f| f.cache_control = Some("no-store, max-age=60")),
+    );
+    let token = app.token("u1", "");
+    app.dashboard(&token).await;
+    app.dashboard(&token).await;
+    assert_eq!(app.calls(Service::Users), 2);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_a_kept_reply_marked_stale_within_its_window() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.users]\nstale_if_error = \"500ms\"")
+        .spawn()
+        .await;
+    // Kept, but never fresh: every request asks the service.
+    app.fault(
+        Service::Users,
+        fault(|f| f.cache_control = Some("private, max-age=0")),
+    );
+    let token = app.token("u1", "");
+    assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+
+    app.fault(
+        Service::Users,
+        fault(|f| f.status = Some(StatusCode::SERVICE_UNAVAILABLE)),
+    );
+    let (status, headers, body) = json_body(app.dashboard(&token).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["profile"]["id"], "u1");
+    assert_eq!(
+        body["degraded"],
+        json!([{"source": "users", "code": "stale"}])
+    );
+    assert!(
+        server_timing(&headers).contains("desc=\"stale\""),
+        "{}",
+        server_timing(&headers)
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, _, body) = json_body(app.dashboard(&token).await).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "past the window the failure shows: {body}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The dashboard fan-out: profile, recent orders and notifications at once.
 
-use super::{Composed, Degraded, optional, timed};
+use super::{Composed, Degraded, optional, required, timed};
 use crate::upstream::notifications::NotificationsPage;
 use crate::upstream::orders::Order;
 use crate::upstream::users::User;
@@ -52,16 +52,17 @@ pub async fn dashboard(
         ),
     );
     let timings = vec![profile_timing, orders_timing, notifications_timing];
-    let result = profile.map(|profile| {
-        let mut degraded = Vec::new();
-        let recent_orders = optional(orders, &mut degraded).map(|mut page| {
+    let mut degraded = Vec::new();
+    let result = required(Service::Users, profile, &mut degraded).map(|profile| {
+        let recent_orders = optional(Service::Orders, orders, &mut degraded).map(|mut page| {
             page.orders.truncate(wanted.orders as usize);
             page.orders
         });
-        let notifications = optional(notifications, &mut degraded).map(|mut page| {
-            page.notifications.truncate(wanted.notifications as usize);
-            page
-        });
+        let notifications =
+            optional(Service::Notifications, notifications, &mut degraded).map(|mut page| {
+                page.notifications.truncate(wanted.notifications as usize);
+                page
+            });
         Dashboard {
             profile,
             recent_orders,

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::ErrorCode;
-use crate::upstream::{Service, UpstreamError};
+use crate::upstream::{Fetched, Freshness, Service, UpstreamError};
 
 /// How one upstream part of a composed reply went, for `Server-Timing`.
 pub use crate::upstream::CallTiming as PartTiming;
@@ -30,12 +30,16 @@ pub struct Composed<T> {
 /// Runs one part, timing it and naming its outcome.
 pub async fn timed<T>(
     source: Service,
-    part: impl Future<Output = Result<T, UpstreamError>>,
-) -> (Result<T, UpstreamError>, PartTiming) {
+    part: impl Future<Output = Result<Fetched<T>, UpstreamError>>,
+) -> (Result<Fetched<T>, UpstreamError>, PartTiming) {
     let started = Instant::now();
     let result = part.await;
     let outcome = match &result {
-        Ok(_) => "ok",
+        Ok(fetched) => match fetched.freshness {
+            Freshness::Upstream => "ok",
+            Freshness::CacheHit => "cache-hit",
+            Freshness::Stale => "stale",
+        },
         Err(error) => error.kind.outcome(),
     };
     let timing = PartTiming {
@@ -46,18 +50,48 @@ pub async fn timed<T>(
     (result, timing)
 }
 
-/// An optional part that failed: which source, with which contract code.
+/// An optional part that failed (or was served stale): which source, with
+/// which contract code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Degraded {
     pub source: Service,
     pub code: ErrorCode,
 }
 
-/// Applies the optional-part policy: keeps the value, or records the
-/// failure in `degraded` and yields `None`.
-pub fn optional<T>(part: Result<T, UpstreamError>, degraded: &mut Vec<Degraded>) -> Option<T> {
+/// The required-part policy: its failure fails the reply; a stale value is
+/// served and recorded in `degraded`.
+pub fn required<T>(
+    source: Service,
+    part: Result<Fetched<T>, UpstreamError>,
+    degraded: &mut Vec<Degraded>,
+) -> Result<T, UpstreamError> {
+    let fetched = part?;
+    if fetched.freshness == Freshness::Stale {
+        degraded.push(Degraded {
+            source,
+            code: ErrorCode::Stale,
+        });
+    }
+    Ok(fetched.value)
+}
+
+/// The optional-part policy: keeps the value (recording a stale one), or
+/// records the failure in `degraded` and yields `None`.
+pub fn optional<T>(
+    source: Service,
+    part: Result<Fetched<T>, UpstreamError>,
+    degraded: &mut Vec<Degraded>,
+) -> Option<T> {
     match part {
-        Ok(value) => Some(value),
+        Ok(fetched) => {
+            if fetched.freshness == Freshness::Stale {
+                degraded.push(Degraded {
+                    source,
+                    code: ErrorCode::Stale,
+                });
+            }
+            Some(fetched.value)
+        }
         Err(error) => {
             tracing::warn!(service = %error.service, %error, "optional part degraded");
             degraded.push(Degraded {

@@ -41,6 +41,8 @@ pub struct Fault {
     pub slow_body: Option<Duration>,
     /// Reply 200 with a body that never ends.
     pub endless_body: bool,
+    /// Not a fault: the `Cache-Control` the service puts on its replies.
+    pub cache_control: Option<&'static str>,
     /// Apply only to requests whose path and query start with this
     /// (`/users?` is the batch lookup); all requests when `None`.
     pub target_prefix: Option<String>,
@@ -206,7 +208,13 @@ pub async fn apply_faults(
         let body = serde_json::json!({"error": {"code": "injected", "message": "injected fault"}});
         return (status, axum::Json(body)).into_response();
     }
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if let Some(cache_control) = fault.cache_control {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+    }
     if fault.break_after_handling || fault.slow_body.is_some() {
         let (parts, body) = response.into_parts();
         let body = axum::body::to_bytes(body, usize::MAX)

@@ -19,7 +19,7 @@ use crate::extract::{OrdersWrite, Scope};
 use crate::server::AppState;
 use crate::upstream::orders::NewOrderLine;
 use crate::upstream::users::User;
-use crate::upstream::{Caller, UpstreamError, UpstreamErrorKind};
+use crate::upstream::{Caller, Fetched, UpstreamError, UpstreamErrorKind};
 
 /// Per-schema limits resolvers enforce themselves.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,7 @@ pub async fn fetch_profile(ctx: &Context<'_>, id: &str) -> async_graphql::Result
         .users
         .get(caller(ctx)?, id)
         .await
+        .map(Fetched::into_value)
         .gql()?;
     Ok(Arc::new(user))
 }
@@ -152,6 +153,7 @@ pub async fn orders<U: UserNode>(
         .orders
         .list_for_user(caller(ctx)?, user.id(), limit, after)
         .await
+        .map(Fetched::into_value)
         .gql()?;
     let orders: Vec<_> = page.orders.into_iter().take(limit as usize).collect();
     let sellers = if ctx.look_ahead().field("nodes").field("seller").exists() {
@@ -182,6 +184,7 @@ pub async fn notifications<U: UserNode>(
         .notifications
         .list_for_user(caller(ctx)?, user.id(), limit, unread_only)
         .await
+        .map(Fetched::into_value)
         .gql()?;
     let notifications: Vec<_> = page
         .notifications
@@ -208,7 +211,13 @@ pub async fn order<U: UserNode>(
     id: &ID,
 ) -> async_graphql::Result<Option<Order<U>>> {
     let caller = caller(ctx)?;
-    match state(ctx)?.upstreams().orders.get(caller, id).await {
+    match state(ctx)?
+        .upstreams()
+        .orders
+        .get(caller, id)
+        .await
+        .map(Fetched::into_value)
+    {
         Ok(order) if order.user_id == caller.user_id() => Ok(Some(order.into())),
         Ok(_) => Ok(None),
         Err(e) if matches!(e.kind, UpstreamErrorKind::NotFound) => Ok(None),

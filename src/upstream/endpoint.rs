@@ -10,6 +10,7 @@ use url::Url;
 
 use std::sync::Arc;
 
+use super::cache::{CachePolicy, Fetched, Freshness, ReplyCache};
 use super::coalesce::{CallKey, Coalescer};
 use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
 use super::{CallTiming, Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
@@ -20,6 +21,8 @@ use crate::config::{BreakerConfig, RetryConfig};
 pub struct Reply<T> {
     pub status: StatusCode,
     pub body: T,
+    /// The service's `Cache-Control`, if any.
+    pub cache_control: Option<String>,
 }
 
 /// How each call to one service is bounded.
@@ -35,6 +38,10 @@ pub struct EndpointLimits {
     pub breaker: BreakerConfig,
     /// When to try a failed call again.
     pub retry: RetryConfig,
+    /// Replies kept in the cache (0: no cache).
+    pub cache_entries: usize,
+    /// How long past its `max-age` a kept reply may stand in for a failure.
+    pub stale_if_error: Duration,
 }
 
 /// Where one service lives and how each call to it is bounded.
@@ -50,6 +57,7 @@ pub struct Endpoint {
     retry: RetryConfig,
     budget: Arc<RetryBudget>,
     coalescer: Arc<Coalescer>,
+    cache: Arc<ReplyCache>,
 }
 
 impl Endpoint {
@@ -69,6 +77,7 @@ impl Endpoint {
             )),
             retry: limits.retry,
             coalescer: Arc::new(Coalescer::default()),
+            cache: Arc::new(ReplyCache::new(limits.cache_entries, limits.stale_if_error)),
         }
     }
 
@@ -99,13 +108,61 @@ impl Endpoint {
     }
 
     /// GET, expecting 200 with a JSON body of type `T`. A 404 is `NotFound`.
+    /// Served from the cache while fresh; coalesced with an identical call
+    /// in flight; when the service fails, a stale cached reply if one is
+    /// within the stale-if-error window.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         caller: &Caller,
         url: Url,
-    ) -> Result<T, UpstreamError> {
+    ) -> Result<Fetched<T>, UpstreamError> {
+        let started = std::time::Instant::now();
+        let user = caller.user_id();
+        let url_key = url.as_str().to_owned();
+        let result = match self.cache.fresh(&url_key, user) {
+            Some(body) => self.decode(&body).map(|value| Fetched {
+                value,
+                freshness: Freshness::CacheHit,
+            }),
+            None => self.fetch_json(caller, url, &url_key).await,
+        };
+        let result = match result {
+            Err(error) if error.kind.is_service_failure() || error.kind.is_refused() => {
+                match self.cache.stale(&url_key, user) {
+                    Some(body) => self.decode(&body).map(|value| Fetched {
+                        value,
+                        freshness: Freshness::Stale,
+                    }),
+                    None => Err(error),
+                }
+            }
+            other => other,
+        };
+        caller.record(CallTiming {
+            source: self.service,
+            duration: started.elapsed(),
+            outcome: match &result {
+                Ok(fetched) => match fetched.freshness {
+                    Freshness::Upstream => "ok",
+                    Freshness::CacheHit => "cache-hit",
+                    Freshness::Stale => "stale",
+                },
+                Err(error) => error.kind.outcome(),
+            },
+        });
+        result
+    }
+
+    /// The coalesced call behind [`Self::get_json`]; keeps what the
+    /// service's `Cache-Control` allows.
+    async fn fetch_json<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        url: Url,
+        url_key: &str,
+    ) -> Result<Fetched<T>, UpstreamError> {
         let key = CallKey {
-            url: url.as_str().to_owned(),
+            url: url_key.to_owned(),
             user_id: caller.user_id().to_owned(),
             authorization: caller
                 .headers()
@@ -117,19 +174,18 @@ impl Endpoint {
             let caller = caller.clone();
             async move { endpoint.send(&caller, Method::GET, url, None, None).await }
         };
-        let started = std::time::Instant::now();
-        let reply = self.coalescer.run(key, call).await;
-        caller.record(CallTiming {
-            source: self.service,
-            duration: started.elapsed(),
-            outcome: match &reply {
-                Ok(_) => "ok",
-                Err(error) => error.kind.outcome(),
-            },
-        });
-        let reply = reply?;
+        let reply = self.coalescer.run(key, call).await?;
         match reply.status {
-            StatusCode::OK => self.decode(&reply.body),
+            StatusCode::OK => {
+                let value = self.decode(&reply.body)?;
+                let policy = CachePolicy::parse(reply.cache_control.as_deref());
+                self.cache
+                    .store(url_key, caller.user_id(), policy, reply.body);
+                Ok(Fetched {
+                    value,
+                    freshness: Freshness::Upstream,
+                })
+            }
             StatusCode::NOT_FOUND => Err(self.error(UpstreamErrorKind::NotFound)),
             other => Err(self.error(UpstreamErrorKind::Status(other))),
         }
@@ -293,6 +349,11 @@ impl Endpoint {
             .await
             .map_err(|e| self.classify(&e, timeout))?;
         let status = response.status();
+        let cache_control = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_bytes as u64)
@@ -313,6 +374,7 @@ impl Endpoint {
         Ok(Reply {
             status,
             body: body.freeze(),
+            cache_control,
         })
     }
 

@@ -5,6 +5,7 @@
 //! body size), propagates the caller's identity and turns every failure into
 //! an [`UpstreamError`] that says which service failed and how.
 
+pub mod cache;
 mod caller;
 mod coalesce;
 mod endpoint;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
 pub use endpoint::{Endpoint, EndpointLimits};
 pub use notifications::NotificationsClient;
@@ -118,6 +120,12 @@ impl UpstreamErrorKind {
         }
     }
 
+    /// Not attempted: the gateway held the call back (open circuit, full
+    /// bulkhead).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Self::CircuitOpen | Self::Overloaded)
+    }
+
     /// A short name for logs and `Server-Timing`.
     pub fn outcome(&self) -> &'static str {
         match self {
@@ -215,6 +223,8 @@ impl Upstreams {
                         .retry
                         .clone()
                         .unwrap_or_else(|| config.all.retry.clone()),
+                    cache_entries: named.cache_entries.unwrap_or(config.all.cache_entries),
+                    stale_if_error: named.stale_if_error.unwrap_or(config.all.stale_if_error),
                 },
             ))
         };

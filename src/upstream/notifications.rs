@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, UpstreamError, UpstreamErrorKind};
+use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind};
 
 /// The service's `Notification`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ impl NotificationsClient {
         user_id: &str,
         limit: u32,
         unread_only: bool,
-    ) -> Result<NotificationsPage, UpstreamError> {
+    ) -> Result<Fetched<NotificationsPage>, UpstreamError> {
         let limit = limit.clamp(1, 100).to_string();
         let unread = if unread_only { "true" } else { "false" };
         let url = self.endpoint.url(

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, UpstreamError, UpstreamErrorKind};
+use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind};
 
 /// The service's `Order`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +86,7 @@ impl OrdersClient {
         user_id: &str,
         limit: u32,
         cursor: Option<&str>,
-    ) -> Result<OrdersPage, UpstreamError> {
+    ) -> Result<Fetched<OrdersPage>, UpstreamError> {
         let limit = limit.clamp(1, 100).to_string();
         let mut query = vec![("limit", limit.as_str())];
         if let Some(cursor) = cursor {
@@ -97,7 +97,7 @@ impl OrdersClient {
     }
 
     /// `GET /orders/{id}`.
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Order, UpstreamError> {
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Fetched<Order>, UpstreamError> {
         let url = self.endpoint.url(&["orders", id], &[])?;
         self.endpoint.get_json(caller, url).await
     }

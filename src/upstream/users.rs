@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, UpstreamError};
+use super::{Caller, Endpoint, Fetched, UpstreamError};
 
 /// The service's `User`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ impl UsersClient {
     }
 
     /// `GET /users/{id}`.
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<User, UpstreamError> {
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Fetched<User>, UpstreamError> {
         let url = self.endpoint.url(&["users", id], &[])?;
         self.endpoint.get_json(caller, url).await
     }
@@ -53,7 +53,7 @@ impl UsersClient {
     ) -> Result<Vec<User>, UpstreamError> {
         let joined = ids.join(",");
         let url = self.endpoint.url(&["users"], &[("ids", &joined)])?;
-        let page: UsersPage = self.endpoint.get_json(caller, url).await?;
-        Ok(page.users)
+        let page: Fetched<UsersPage> = self.endpoint.get_json(caller, url).await?;
+        Ok(page.value.users)
     }
 }
