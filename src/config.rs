@@ -211,6 +211,11 @@ pub struct UpstreamDefaults {
     /// is served instead, and the part is marked `stale`.
     #[serde(with = "humantime_serde")]
     pub stale_if_error: Duration,
+    /// Hedging, off when unset: a GET still unanswered after this long
+    /// gets a second request (from the retry budget); the first good
+    /// answer wins and the other is cancelled.
+    #[serde(with = "humantime_serde")]
+    pub hedge_after: Option<Duration>,
 }
 
 /// Retries: GETs after a broken connection or a 502/503/504, a POST only
@@ -287,6 +292,7 @@ impl Default for UpstreamDefaults {
             retry: RetryConfig::default(),
             cache_entries: 10_000,
             stale_if_error: Duration::from_secs(60),
+            hedge_after: None,
         }
     }
 }
@@ -314,6 +320,9 @@ pub struct UpstreamConfig {
     /// Overrides `upstreams.all.stale_if_error`.
     #[serde(with = "humantime_serde")]
     pub stale_if_error: Option<Duration>,
+    /// Overrides `upstreams.all.hedge_after`.
+    #[serde(with = "humantime_serde")]
+    pub hedge_after: Option<Duration>,
 }
 
 /// Token verification. Exactly one of `hs256_secret`, `public_key_pem` and

@@ -39,8 +39,8 @@ async fn rsa_app() -> TestApp {
 }
 
 /// The JWKS refresh cooldown of most tests; they wait past it with `PAST_COOLDOWN`.
-const COOLDOWN: &str = "300ms";
-const PAST_COOLDOWN: Duration = Duration::from_millis(350);
+const COOLDOWN: &str = "1s";
+const PAST_COOLDOWN: Duration = Duration::from_millis(1100);
 
 /// A web BFF trusting the keys of `jwks`.
 async fn jwks_app(jwks: &JwksServer, cooldown: &str) -> TestApp {

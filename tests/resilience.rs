@@ -272,7 +272,7 @@ async fn circuit(app: &TestApp, service: &str) -> String {
 async fn five_failures_open_the_breaker_then_a_probe_closes_it() {
     let app = TestApp::builder(Bff::Web)
         .config(&format!(
-            "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 5\nopen_for = \"500ms\""
+            "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 5\nopen_for = \"2s\""
         ))
         .spawn()
         .await;
@@ -307,7 +307,8 @@ async fn five_failures_open_the_breaker_then_a_probe_closes_it() {
     );
 
     app.fault(Service::Orders, Fault::default());
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Past the open interval (long enough that the 100 calls above fit in it).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (_, _, body) = json_body(app.dashboard(&token).await).await;
     assert_eq!(
         body["degraded"],
@@ -324,7 +325,7 @@ async fn five_failures_open_the_breaker_then_a_probe_closes_it() {
 async fn a_failed_probe_keeps_the_breaker_open() {
     let app = TestApp::builder(Bff::Web)
         .config(&format!(
-            "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 2\nopen_for = \"300ms\""
+            "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 2\nopen_for = \"1s\""
         ))
         .spawn()
         .await;
@@ -336,7 +337,7 @@ async fn a_failed_probe_keeps_the_breaker_open() {
     for _ in 0..2 {
         app.dashboard(&token).await;
     }
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     app.dashboard(&token).await;
     assert_eq!(app.calls(Service::Orders), 3, "one probe");
     assert_eq!(circuit(&app, "orders").await, "open");
@@ -600,5 +601,69 @@ async fn stale_if_error_serves_a_kept_reply_marked_stale_within_its_window() {
         status,
         StatusCode::SERVICE_UNAVAILABLE,
         "past the window the failure shows: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_hedge_answers_for_a_slow_replica_and_the_loser_is_cancelled() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.orders]\nhedge_after = \"100ms\"\ntimeout = \"5s\"")
+        .spawn()
+        .await;
+    // Calls 1, 3, 5, ... are slow: the first call, not its hedge.
+    app.fault(
+        Service::Orders,
+        fault(|f| {
+            f.delay = Duration::from_secs(3);
+            f.delay_every = Some(2);
+        }),
+    );
+    let started = Instant::now();
+    let (status, headers, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["degraded"],
+        json!([]),
+        "the hedge should have answered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited for the slow replica"
+    );
+    assert_eq!(
+        app.calls(Service::Orders),
+        2,
+        "the first call and one hedge"
+    );
+    assert!(server_timing(&headers).contains("desc=\"ok\""));
+    // The slow loser was dropped, not left running.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while app.upstreams.control().in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.upstreams.control().in_flight(), 0);
+}
+
+#[tokio::test]
+async fn hedges_come_out_of_the_retry_budget() {
+    let app = TestApp::builder(Bff::Web)
+        .config(
+            "[upstreams.orders]\nhedge_after = \"100ms\"\ntimeout = \"400ms\"\n\
+             [upstreams.orders.retry]\nbudget_floor = 0\nbudget_ratio = 0.0",
+        )
+        .spawn()
+        .await;
+    app.fault(
+        Service::Orders,
+        fault(|f| {
+            f.delay = Duration::from_secs(3);
+            f.delay_every = Some(2);
+        }),
+    );
+    let (_, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
+    assert_eq!(app.calls(Service::Orders), 1, "no budget, no hedge");
+    assert_eq!(
+        body["degraded"],
+        json!([{"source": "orders", "code": "upstream_timeout"}])
     );
 }

@@ -26,6 +26,9 @@ const RECORDED_LIMIT: usize = 512;
 pub struct Fault {
     /// Wait this long before answering.
     pub delay: Duration,
+    /// With `delay`: only calls 1, 1 + n, 1 + 2n, ... are delayed (one slow
+    /// replica in n).
+    pub delay_every: Option<u32>,
     /// Answer with this status (and a contract error body) instead.
     pub status: Option<StatusCode>,
     /// With `status`: answer it for this many calls only, then recover.
@@ -127,7 +130,7 @@ impl Control {
     /// Records the request; returns the fault that applies to it.
     fn record(&self, service: Service, request: &Request) -> Fault {
         let state = self.state(service);
-        state.calls.fetch_add(1, Ordering::SeqCst);
+        let number = state.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let target = request
             .uri()
             .path_and_query()
@@ -137,6 +140,13 @@ impl Control {
             let mut current = state.fault.lock().unwrap_or_else(PoisonError::into_inner);
             if current.applies_to(&target) {
                 let mut fault = current.clone();
+                let delayed = current
+                    .delay_every
+                    .filter(|n| *n > 0)
+                    .is_none_or(|every| (number - 1).is_multiple_of(every as usize));
+                if !delayed {
+                    fault.delay = Duration::ZERO;
+                }
                 match current.status_for_calls {
                     Some(0) => fault.status = None,
                     Some(left) => current.status_for_calls = Some(left - 1),

@@ -42,6 +42,8 @@ pub struct EndpointLimits {
     pub cache_entries: usize,
     /// How long past its `max-age` a kept reply may stand in for a failure.
     pub stale_if_error: Duration,
+    /// When to send a second request for a slow GET; `None`: never.
+    pub hedge_after: Option<Duration>,
 }
 
 /// Where one service lives and how each call to it is bounded.
@@ -58,6 +60,7 @@ pub struct Endpoint {
     budget: Arc<RetryBudget>,
     coalescer: Arc<Coalescer>,
     cache: Arc<ReplyCache>,
+    hedge_after: Option<Duration>,
 }
 
 impl Endpoint {
@@ -78,6 +81,7 @@ impl Endpoint {
             retry: limits.retry,
             coalescer: Arc::new(Coalescer::default()),
             cache: Arc::new(ReplyCache::new(limits.cache_entries, limits.stale_if_error)),
+            hedge_after: limits.hedge_after,
         }
     }
 
@@ -172,7 +176,7 @@ impl Endpoint {
         let call = {
             let endpoint = self.clone();
             let caller = caller.clone();
-            async move { endpoint.send(&caller, Method::GET, url, None, None).await }
+            async move { endpoint.hedged_get(&caller, url).await }
         };
         let reply = self.coalescer.run(key, call).await?;
         match reply.status {
@@ -188,6 +192,35 @@ impl Endpoint {
             }
             StatusCode::NOT_FOUND => Err(self.error(UpstreamErrorKind::NotFound)),
             other => Err(self.error(UpstreamErrorKind::Status(other))),
+        }
+    }
+
+    /// A GET, with a second request when the first is still unanswered
+    /// after `hedge_after` and the retry budget allows one. The first good
+    /// answer wins; the other request is dropped, which cancels it.
+    async fn hedged_get(&self, caller: &Caller, url: Url) -> Result<Reply<Bytes>, UpstreamError> {
+        let Some(hedge_after) = self.hedge_after else {
+            return self.send(caller, Method::GET, url, None, None).await;
+        };
+        let first = self.send(caller, Method::GET, url.clone(), None, None);
+        tokio::pin!(first);
+        tokio::select! {
+            result = &mut first => return result,
+            () = tokio::time::sleep(hedge_after) => {}
+        }
+        if !self.budget.try_spend() {
+            return first.await;
+        }
+        // Not a new call for the budget: it already paid for this one.
+        let second = self.send_with_retries(caller, Method::GET, url, None, None);
+        tokio::pin!(second);
+        let good = |r: &Result<Reply<Bytes>, UpstreamError>| {
+            r.as_ref()
+                .is_ok_and(|reply| !reply.status.is_server_error())
+        };
+        tokio::select! {
+            result = &mut first => if good(&result) { result } else { second.await },
+            result = &mut second => if good(&result) { result } else { first.await },
         }
     }
 

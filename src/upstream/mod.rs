@@ -225,6 +225,7 @@ impl Upstreams {
                         .unwrap_or_else(|| config.all.retry.clone()),
                     cache_entries: named.cache_entries.unwrap_or(config.all.cache_entries),
                     stale_if_error: named.stale_if_error.unwrap_or(config.all.stale_if_error),
+                    hedge_after: named.hedge_after.or(config.all.hedge_after),
                 },
             ))
         };
