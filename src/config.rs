@@ -204,9 +204,10 @@ pub struct UpstreamDefaults {
     pub breaker: BreakerConfig,
     /// When a failed call is tried again.
     pub retry: RetryConfig,
-    /// GET replies kept in memory, per upstream (0: no cache). Replies are
-    /// kept only as the service's `Cache-Control` allows.
-    pub cache_entries: usize,
+    /// Bytes of GET replies kept in memory per upstream, keys included
+    /// (0: no cache). Replies are kept only as the service's
+    /// `Cache-Control` allows; the least recently used go first.
+    pub cache_max_bytes: usize,
     /// When a call fails, a kept reply at most this far past its `max-age`
     /// is served instead, and the part is marked `stale`.
     #[serde(with = "humantime_serde")]
@@ -290,7 +291,7 @@ impl Default for UpstreamDefaults {
             max_in_flight: 256,
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
-            cache_entries: 10_000,
+            cache_max_bytes: 32 * 1024 * 1024,
             stale_if_error: Duration::from_secs(60),
             hedge_after: None,
         }
@@ -315,8 +316,8 @@ pub struct UpstreamConfig {
     pub breaker: Option<BreakerConfig>,
     /// Replaces `upstreams.all.retry` as a whole.
     pub retry: Option<RetryConfig>,
-    /// Overrides `upstreams.all.cache_entries`.
-    pub cache_entries: Option<usize>,
+    /// Overrides `upstreams.all.cache_max_bytes`.
+    pub cache_max_bytes: Option<usize>,
     /// Overrides `upstreams.all.stale_if_error`.
     #[serde(with = "humantime_serde")]
     pub stale_if_error: Option<Duration>,

@@ -8,7 +8,6 @@
 //! fails, a kept reply no older than `max-age` + the stale-if-error window
 //! is served instead, and the caller is told it is stale.
 
-use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -95,18 +94,37 @@ struct Entry {
     max_age: Duration,
 }
 
-/// The cache of one upstream.
+/// The cache of one upstream, bounded in bytes (bodies and keys).
 #[derive(Debug)]
 pub struct ReplyCache {
-    entries: Option<Mutex<LruCache<Key, Entry>>>,
+    entries: Option<Mutex<Stored>>,
+    max_bytes: usize,
     stale_if_error: Duration,
 }
 
+#[derive(Debug)]
+struct Stored {
+    lru: LruCache<Key, Entry>,
+    bytes: usize,
+}
+
+impl Entry {
+    fn cost(&self, key: &Key) -> usize {
+        self.body.len() + key.url.len() + key.user.as_ref().map_or(0, String::len) + 64
+    }
+}
+
 impl ReplyCache {
-    /// `capacity` 0 turns caching off.
-    pub fn new(capacity: usize, stale_if_error: Duration) -> Self {
+    /// `max_bytes` 0 turns caching off.
+    pub fn new(max_bytes: usize, stale_if_error: Duration) -> Self {
         Self {
-            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            entries: (max_bytes > 0).then(|| {
+                Mutex::new(Stored {
+                    lru: LruCache::unbounded(),
+                    bytes: 0,
+                })
+            }),
+            max_bytes,
             stale_if_error,
         }
     }
@@ -123,7 +141,8 @@ impl ReplyCache {
 
     fn find(&self, url: &str, user: &str, grace: Duration) -> Option<Bytes> {
         let entries = self.entries.as_ref()?;
-        let mut entries = entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stored = entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = &mut stored.lru;
         for key in [
             Key {
                 url: url.to_owned(),
@@ -158,10 +177,24 @@ impl ReplyCache {
             stored_at: Instant::now(),
             max_age: policy.max_age,
         };
-        entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .put(key, entry);
+        let cost = entry.cost(&key);
+        if cost > self.max_bytes {
+            return;
+        }
+        let mut stored = entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = stored.lru.peek(&key) {
+            let old_cost = old.cost(&key);
+            stored.bytes -= old_cost;
+        }
+        stored.lru.put(key, entry);
+        stored.bytes += cost;
+        // Least recently used out, until the bytes fit again.
+        while stored.bytes > self.max_bytes {
+            match stored.lru.pop_lru() {
+                Some((key, entry)) => stored.bytes -= entry.cost(&key),
+                None => break,
+            }
+        }
     }
 }
 
@@ -186,7 +219,7 @@ mod tests {
 
     #[test]
     fn private_replies_never_cross_users_and_public_ones_do() {
-        let cache = ReplyCache::new(10, Duration::ZERO);
+        let cache = ReplyCache::new(1024, Duration::ZERO);
         let private = CachePolicy::parse(Some("private, max-age=60"));
         cache.store("/orders/o1", "u1", private, Bytes::from_static(b"mine"));
         assert_eq!(
@@ -200,11 +233,12 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_is_bounded() {
-        let cache = ReplyCache::new(2, Duration::ZERO);
+    fn the_cache_is_bounded_in_bytes() {
+        // Room for two 100-byte replies with their keys, not three.
+        let cache = ReplyCache::new(2 * (100 + 2 + 2 + 64), Duration::ZERO);
         let policy = CachePolicy::parse(Some("max-age=60"));
         for url in ["/a", "/b", "/c"] {
-            cache.store(url, "u1", policy, Bytes::from_static(b"x"));
+            cache.store(url, "u1", policy, Bytes::from(vec![b'x'; 100]));
         }
         assert_eq!(
             cache.fresh("/a", "u1"),

@@ -38,8 +38,8 @@ pub struct EndpointLimits {
     pub breaker: BreakerConfig,
     /// When to try a failed call again.
     pub retry: RetryConfig,
-    /// Replies kept in the cache (0: no cache).
-    pub cache_entries: usize,
+    /// Bytes the cache may hold (0: no cache).
+    pub cache_max_bytes: usize,
     /// How long past its `max-age` a kept reply may stand in for a failure.
     pub stale_if_error: Duration,
     /// When to send a second request for a slow GET; `None`: never.
@@ -80,7 +80,10 @@ impl Endpoint {
             )),
             retry: limits.retry,
             coalescer: Arc::new(Coalescer::default()),
-            cache: Arc::new(ReplyCache::new(limits.cache_entries, limits.stale_if_error)),
+            cache: Arc::new(ReplyCache::new(
+                limits.cache_max_bytes,
+                limits.stale_if_error,
+            )),
             hedge_after: limits.hedge_after,
         }
     }

@@ -223,7 +223,7 @@ impl Upstreams {
                         .retry
                         .clone()
                         .unwrap_or_else(|| config.all.retry.clone()),
-                    cache_entries: named.cache_entries.unwrap_or(config.all.cache_entries),
+                    cache_max_bytes: named.cache_max_bytes.unwrap_or(config.all.cache_max_bytes),
                     stale_if_error: named.stale_if_error.unwrap_or(config.all.stale_if_error),
                     hedge_after: named.hedge_after.or(config.all.hedge_after),
                 },
