@@ -176,6 +176,15 @@ fn terminate(child: &Child) {
 
 #[test]
 fn environment_variables_alone_configure_the_binary() {
+    let (running, addr) = start_configured_by_env(&[("BFF_UPSTREAMS__ALL__TIMEOUT", "1500ms")]);
+    let reply = http_get(&addr, "/readyz", None);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    stop(running);
+}
+
+/// Starts the binary configured by environment variables alone (plus
+/// `extra`), on an ephemeral port; returns it and its address.
+fn start_configured_by_env(extra: &[(&str, &str)]) -> (Running, String) {
     let child = Command::new(BIN)
         .env("BFF_LISTEN", "127.0.0.1:0")
         .env("BFF_HTTP__DRAIN_DELAY", "0s")
@@ -183,21 +192,26 @@ fn environment_variables_alone_configure_the_binary() {
         .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
         .env("BFF_AUTH__HS256_SECRET", SECRET)
-        .env("BFF_UPSTREAMS__ALL__TIMEOUT", "1500ms")
+        .envs(extra.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
     let mut running = Running(child);
     let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
-    let line = wait_for_line(stderr, |l| l.contains("listening"));
-    let addr = line
+    let addr = wait_for_line(stderr, |l| l.contains("listening"))
         .split_whitespace()
-        .find_map(|w| w.strip_prefix("local="))
+        .find_map(|w| w.strip_prefix("local=").map(str::to_owned))
         .expect("address in the listening line");
-    let reply = http_get(addr, "/readyz", None);
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    (running, addr)
+}
+
+/// SIGTERM, then a clean exit.
+fn stop(mut running: Running) {
     terminate(&running.0);
-    assert!(running.0.wait().expect("exits").success());
+    assert!(
+        running.0.wait().expect("exits").success(),
+        "SIGTERM should stop it cleanly"
+    );
 }
 
 #[test]
@@ -294,28 +308,14 @@ fn flood(addr: &str, count: usize, seed: u64) {
 fn a_flood_of_distinct_bad_tokens_leaves_memory_at_baseline() {
     const CLIENTS: usize = 8;
     const TOTAL: usize = 100_000;
-    let child = Command::new(BIN)
-        .env("BFF_LISTEN", "127.0.0.1:0")
-        .env("BFF_HTTP__DRAIN_DELAY", "0s")
-        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
-        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
-        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
-        .env("BFF_AUTH__HS256_SECRET", SECRET)
+    let (running, addr) = start_configured_by_env(&[
         // Every token is verified, none is stopped early by the IP quota.
-        .env("BFF_RATE_LIMIT__PER_IP_PER_SECOND", "1000000")
-        .env("BFF_RATE_LIMIT__PER_IP_BURST", "1000000")
+        ("BFF_RATE_LIMIT__PER_IP_PER_SECOND", "1000000"),
+        ("BFF_RATE_LIMIT__PER_IP_BURST", "1000000"),
         // Refused tokens log at debug; keep the flood's stderr quiet.
-        .env("RUST_LOG", "warn,bff_core::run=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut running = Running(child);
+        ("RUST_LOG", "warn,bff_core::run=info"),
+    ]);
     let pid = running.0.id();
-    let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
-    let addr = wait_for_line(stderr, |l| l.contains("listening"))
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("local=").map(str::to_owned))
-        .expect("address");
 
     let run = |total: usize, seed: u64| {
         let clients: Vec<_> = (0..CLIENTS)
@@ -341,30 +341,12 @@ fn a_flood_of_distinct_bad_tokens_leaves_memory_at_baseline() {
         settled <= baseline + 8 * 1024,
         "memory grew with distinct tokens: {baseline} KiB -> {settled} KiB"
     );
-    terminate(&running.0);
-    assert!(running.0.wait().expect("exits").success());
+    stop(running);
 }
 
 #[test]
 fn sigterm_fails_readiness_first_then_refuses_new_connections() {
-    let child = Command::new(BIN)
-        .env("BFF_LISTEN", "127.0.0.1:0")
-        .env("BFF_HTTP__DRAIN_DELAY", "1s")
-        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
-        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
-        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
-        .env("BFF_AUTH__HS256_SECRET", SECRET)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut running = Running(child);
-    let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
-    let line = wait_for_line(stderr, |l| l.contains("listening"));
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("local="))
-        .expect("address")
-        .to_owned();
+    let (mut running, addr) = start_configured_by_env(&[("BFF_HTTP__DRAIN_DELAY", "1s")]);
     assert!(http_get(&addr, "/readyz", None).starts_with("HTTP/1.1 200"));
 
     terminate(&running.0);

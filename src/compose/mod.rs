@@ -35,11 +35,7 @@ pub async fn timed<T>(
     let started = Instant::now();
     let result = part.await;
     let outcome = match &result {
-        Ok(fetched) => match fetched.freshness {
-            Freshness::Upstream => "ok",
-            Freshness::CacheHit => "cache-hit",
-            Freshness::Stale => "stale",
-        },
+        Ok(fetched) => fetched.freshness.outcome(),
         Err(error) => error.kind.outcome(),
     };
     let timing = PartTiming {

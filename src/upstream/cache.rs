@@ -25,6 +25,17 @@ pub enum Freshness {
     Stale,
 }
 
+impl Freshness {
+    /// The name `Server-Timing` gives it.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Self::Upstream => "ok",
+            Self::CacheHit => "cache-hit",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 /// A typed reply and where it came from.
 #[derive(Debug, Clone)]
 pub struct Fetched<T> {

@@ -145,18 +145,8 @@ impl Endpoint {
             }
             other => other,
         };
-        caller.record(CallTiming {
-            source: self.service,
-            duration: started.elapsed(),
-            outcome: match &result {
-                Ok(fetched) => match fetched.freshness {
-                    Freshness::Upstream => "ok",
-                    Freshness::CacheHit => "cache-hit",
-                    Freshness::Stale => "stale",
-                },
-                Err(error) => error.kind.outcome(),
-            },
-        });
+        let outcome = result.as_ref().map(|fetched| fetched.freshness.outcome());
+        self.record(caller, started, outcome);
         result
     }
 
@@ -247,14 +237,8 @@ impl Endpoint {
             .await;
         // GETs are recorded where they are coalesced, once per caller.
         if records {
-            caller.record(CallTiming {
-                source: self.service,
-                duration: started.elapsed(),
-                outcome: match &result {
-                    Ok(_) => "ok",
-                    Err(error) => error.kind.outcome(),
-                },
-            });
+            let outcome = result.as_ref().map(|_| "ok");
+            self.record(caller, started, outcome);
         }
         result
     }
@@ -412,6 +396,20 @@ impl Endpoint {
             body: body.freeze(),
             cache_control,
         })
+    }
+
+    /// Records one call in the caller's timings (for `Server-Timing`).
+    fn record(
+        &self,
+        caller: &Caller,
+        started: std::time::Instant,
+        outcome: Result<&'static str, &UpstreamError>,
+    ) {
+        caller.record(CallTiming {
+            source: self.service,
+            duration: started.elapsed(),
+            outcome: outcome.unwrap_or_else(|error| error.kind.outcome()),
+        });
     }
 
     /// Decodes a JSON body into the service's typed reply.
