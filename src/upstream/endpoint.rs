@@ -292,9 +292,7 @@ impl Endpoint {
                 // Never sent: safe for any method.
                 UpstreamErrorKind::Unreachable => true,
                 UpstreamErrorKind::Transport => idempotent,
-                UpstreamErrorKind::Status(status) => {
-                    idempotent && matches!(status.as_u16(), 502..=504)
-                }
+                // A reply of any status is `Ok` here (handled above).
                 _ => false,
             },
         }
