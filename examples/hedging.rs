@@ -57,7 +57,7 @@ async fn run(hedge_after: Option<&str>) -> Run {
     );
     let app = bff_web::app(state);
     tokio::spawn(async move {
-        bff_core::listener::serve(listener, app, &http, std::future::pending()).await
+        bff_core::listener::serve(listener, app, &http, None, std::future::pending()).await
     });
 
     let client = reqwest::Client::builder()

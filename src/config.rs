@@ -85,6 +85,57 @@ pub struct Config {
     pub profile: Profile,
     /// GraphQL limits and persisted documents.
     pub graphql: GraphQlConfig,
+    /// Logs and trace export.
+    pub telemetry: TelemetryConfig,
+    /// TLS termination; off unless both paths are set.
+    pub tls: TlsConfig,
+}
+
+/// How the BFF reports what it does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `json` (one object per line, for collectors) or `text` (for people).
+    /// Unset: `json` in production, `text` in development.
+    pub log_format: Option<LogFormat>,
+    /// A `tracing` filter such as `info` or `info,bff_core=debug`;
+    /// `RUST_LOG`, when set, wins.
+    pub log_level: String,
+    /// OTLP/HTTP collector base URL (e.g. `http://otel-collector:4318`);
+    /// spans are exported to `<url>/v1/traces` as JSON. Unset: no export.
+    pub otlp_endpoint: Option<Url>,
+    /// Share of new traces exported, 0 to 1. A client's sampled flag is
+    /// followed for traces it started.
+    pub sampling_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: None,
+            log_level: "info".to_owned(),
+            otlp_endpoint: None,
+            sampling_ratio: 1.0,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// TLS termination with rustls; HTTP/2 and HTTP/1.1 offered by ALPN.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_path: Option<std::path::PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: Option<std::path::PathBuf>,
 }
 
 /// How much the BFF reveals about itself to clients.
@@ -166,6 +217,8 @@ impl Default for Config {
             cors: CorsConfig::default(),
             profile: Profile::default(),
             graphql: GraphQlConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -448,6 +501,9 @@ pub struct HttpConfig {
     /// Proxies (addresses or CIDR ranges) whose `Forwarded` /
     /// `X-Forwarded-For` name the client; from anyone else they are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Replies smaller than this (bytes) are sent uncompressed: below
+    /// about a packet, compression costs CPU and saves nothing.
+    pub compression_min_bytes: u16,
 }
 
 impl Default for HttpConfig {
@@ -463,6 +519,7 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
             trusted_proxies: Vec::new(),
+            compression_min_bytes: 1024,
         }
     }
 }
@@ -659,6 +716,27 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be above zero"));
             }
+        }
+        let ratio = self.telemetry.sampling_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(ConfigError::invalid(
+                "telemetry.sampling_ratio",
+                "must be between 0 and 1",
+            ));
+        }
+        if let Some(url) = &self.telemetry.otlp_endpoint
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return Err(ConfigError::invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http or https URL",
+            ));
+        }
+        if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
+            return Err(ConfigError::invalid(
+                "tls",
+                "cert_path and key_path must be set together",
+            ));
         }
         if self.http.body_limit == 0 {
             return Err(ConfigError::invalid(

@@ -49,6 +49,32 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for bounded metric labels.
+    pub const ALL: [ErrorCode; 17] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::UnsupportedMediaType,
+        Self::RequestTimeout,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::HeadersTooLarge,
+        Self::RateLimited,
+        Self::NotReady,
+        Self::Stale,
+        Self::UpstreamUnavailable,
+        Self::UpstreamTimeout,
+        Self::UpstreamBadResponse,
+        Self::Internal,
+    ];
+
+    /// The code whose text is `code`, if it is one of ours.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     /// The code as it appears in bodies and `degraded` entries.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,7 +100,7 @@ impl ErrorCode {
 
     /// The code a bare error status stands for, for error responses that
     /// were not built from an [`ApiError`].
-    fn for_status(status: StatusCode) -> Self {
+    pub(crate) fn for_status(status: StatusCode) -> Self {
         match status {
             StatusCode::BAD_REQUEST => Self::BadRequest,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,

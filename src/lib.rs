@@ -29,6 +29,8 @@ pub mod graphql;
 pub mod header_limits;
 /// Accepting connections with connection-level limits and graceful shutdown.
 pub mod listener;
+/// Prometheus metrics with bounded labels, served at `/metrics`.
+pub mod metrics;
 /// Per-subject (or per-IP) rate limiting with `governor` and the RateLimit headers.
 pub mod rate_limit;
 /// Request id and W3C trace context: kept from the client or started here.
@@ -41,6 +43,10 @@ pub mod run;
 pub mod server;
 /// The `Server-Timing` header of composed replies.
 pub mod server_timing;
+/// Logs, the per-request span and access log, optional OTLP trace export.
+pub mod telemetry;
+/// TLS termination with rustls, HTTP/2 offered by ALPN.
+pub mod tls;
 /// Typed clients for the user, order and notification services.
 pub mod upstream;
 

@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::HttpConfig;
@@ -30,10 +31,13 @@ const BACKSTOP_FACTOR: usize = 8;
 
 /// Serves `app` on `listener` until `shutdown` completes, then waits for
 /// open connections to finish their requests.
+/// With `tls`, every connection is a TLS one, and its handshake must
+/// finish within `http.header_read_timeout`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     http: &HttpConfig,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let builder = Arc::new(connection_builder(http));
@@ -61,6 +65,8 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let app = app.clone();
+        let tls = tls.clone();
+        let handshake_timeout = http.header_read_timeout;
         tokio::spawn(async move {
             let _permit = permit;
             let service =
@@ -70,8 +76,29 @@ pub async fn serve(
                         .insert(ConnectInfo::<SocketAddr>(peer));
                     app.clone().oneshot(request)
                 });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
+            let served = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+                Some(tls) => {
+                    let stream =
+                        match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });

@@ -8,6 +8,7 @@
 //! to "fresh", so a flood of distinct keys costs memory only for as long as
 //! those keys are actually limited.
 
+use crate::metrics::Limiter;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
@@ -164,7 +165,10 @@ pub async fn enforce_rate_limit(
             limiter.write_headers(response.headers_mut(), remaining, reset);
             response
         }
-        Decision::Limited { retry_after } => limiter.refusal(retry_after),
+        Decision::Limited { retry_after } => {
+            state.metrics().rate_limited(Limiter::Subject);
+            limiter.refusal(retry_after)
+        }
     }
 }
 
@@ -178,7 +182,10 @@ pub async fn enforce_ip_limit(
     let limiter = state.ip_rate_limiter();
     match limiter.check(&LimitKey::Ip(client_ip(&request))) {
         Decision::Allowed { .. } => next.run(request).await,
-        Decision::Limited { retry_after } => limiter.refusal(retry_after),
+        Decision::Limited { retry_after } => {
+            state.metrics().rate_limited(Limiter::ClientIp);
+            limiter.refusal(retry_after)
+        }
     }
 }
 

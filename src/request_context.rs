@@ -5,11 +5,14 @@
 //! [`RequestContext`] from the request's extensions.
 
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+
+use crate::telemetry::otel::{OtelSpan, SpanIds};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -75,6 +78,11 @@ pub struct TraceContext {
     span_id: u64,
     flags: u8,
     tracestate: Option<HeaderValue>,
+    /// The client's span, when it sent a valid `traceparent`.
+    client_span_id: Option<u64>,
+    /// The exported server span, when trace export is on. Shared by every
+    /// clone of the request's context; it ends when the last one is gone.
+    exported: Option<Arc<Mutex<OtelSpan>>>,
 }
 
 impl TraceContext {
@@ -87,18 +95,54 @@ impl TraceContext {
             .and_then(parse_traceparent);
         let span_id = nonzero_random_u64();
         match continued {
-            Some((trace_id, flags)) => Self {
+            Some((trace_id, client_span_id, flags)) => Self {
                 trace_id,
                 span_id,
                 flags,
                 tracestate: headers.get(&TRACESTATE).cloned(),
+                client_span_id: Some(client_span_id),
+                exported: None,
             },
             None => Self {
                 trace_id: nonzero_random_u128(),
                 span_id,
                 flags: 0x01,
                 tracestate: None,
+                client_span_id: None,
+                exported: None,
             },
+        }
+    }
+
+    /// When trace export is on, starts the request's server span and
+    /// adopts its ids (and its sampling decision) as the BFF's own.
+    fn start_export(&mut self, name: &str) {
+        let parent = self
+            .client_span_id
+            .map(|client| (self.trace_id, client, self.flags));
+        let Some(span) = OtelSpan::server(name, parent) else {
+            return;
+        };
+        let ids = span.ids();
+        self.trace_id = ids.trace_id;
+        self.span_id = ids.span_id;
+        self.flags = u8::from(ids.sampled);
+        self.exported = Some(Arc::new(Mutex::new(span)));
+    }
+
+    /// Runs `f` on the exported server span, if there is one.
+    pub fn with_exported(&self, f: impl FnOnce(&mut OtelSpan)) {
+        if let Some(span) = &self.exported {
+            f(&mut span.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+
+    /// The BFF's span in this trace, as the parent of an upstream call.
+    pub fn ids(&self) -> SpanIds {
+        SpanIds {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.flags & 0x01 == 0x01,
         }
     }
 
@@ -109,13 +153,7 @@ impl TraceContext {
 
     /// The `traceparent` to send upstream: same trace, the BFF's span as parent.
     pub fn traceparent(&self) -> HeaderValue {
-        let mut s = String::with_capacity(55);
-        let _ = write!(
-            s,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        );
-        HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""))
+        traceparent(self.ids())
     }
 
     pub fn tracestate(&self) -> Option<&HeaderValue> {
@@ -123,9 +161,22 @@ impl TraceContext {
     }
 }
 
+/// A `traceparent` naming `span` as the parent.
+pub fn traceparent(span: SpanIds) -> HeaderValue {
+    let mut s = String::with_capacity(55);
+    let _ = write!(
+        s,
+        "00-{:032x}-{:016x}-{:02x}",
+        span.trace_id,
+        span.span_id,
+        u8::from(span.sampled)
+    );
+    HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""))
+}
+
 /// Parses `00-<32 hex>-<16 hex>-<2 hex>` (later versions: the same prefix);
 /// all-zero ids and version `ff` are invalid per the spec.
-fn parse_traceparent(value: &str) -> Option<(u128, u8)> {
+fn parse_traceparent(value: &str) -> Option<(u128, u64, u8)> {
     let mut parts = value.trim().split('-');
     let version = parts.next()?;
     let trace = parts.next()?;
@@ -150,7 +201,7 @@ fn parse_traceparent(value: &str) -> Option<(u128, u8)> {
     let trace_id = u128::from_str_radix(trace, 16).ok()?;
     let parent_id = u64::from_str_radix(parent, 16).ok()?;
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    (trace_id != 0 && parent_id != 0).then_some((trace_id, flags))
+    (trace_id != 0 && parent_id != 0).then_some((trace_id, parent_id, flags))
 }
 
 fn nonzero_random_u128() -> u128 {
@@ -163,7 +214,8 @@ fn nonzero_random_u64() -> u64 {
 
 /// Middleware: attaches a [`RequestContext`] and echoes `X-Request-Id`.
 pub async fn attach_request_context(mut request: Request, next: Next) -> Response {
-    let ctx = RequestContext::from_headers(request.headers());
+    let mut ctx = RequestContext::from_headers(request.headers());
+    ctx.trace.start_export(request.method().as_str());
     let request_id = ctx.request_id.clone();
     request.extensions_mut().insert(ctx);
     let mut response = next.run(request).await;

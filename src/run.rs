@@ -3,7 +3,7 @@
 //! A BFF's `main.rs` is one call to [`main`] with its [`BffSpec`], so both
 //! binaries start, fail and shut down the same way.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,14 +11,14 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Args, usage};
-use crate::config::{Config, ConfigSources, Profile, Secret};
+use crate::config::{Config, ConfigSources, LogFormat, Profile, Secret};
 use crate::demo::DemoUpstreams;
 use crate::demo::token::{self, DevClaims};
 use crate::listener::serve;
 use crate::server::AppState;
+use crate::telemetry::{self, otel};
 
 /// What makes one BFF binary: its name, its defaults, its routes.
 #[derive(Debug, Clone, Copy)]
@@ -52,13 +52,42 @@ pub fn main(spec: BffSpec) -> ExitCode {
         print!("{}", (spec.schema_sdl)());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let config = match Config::load_unvalidated(&ConfigSources {
+        defaults_toml: spec.default_config,
+        file: args.config.as_deref(),
+        env: true,
+        overrides_toml: None,
+    }) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: {error}", spec.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    let development = args.demo || config.profile == Profile::Development;
+    let format = config.telemetry.log_format.unwrap_or(if development {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    if let Err(message) = telemetry::init_logging(&config.telemetry, format) {
+        eprintln!("{}: {message}", spec.name);
+        return ExitCode::FAILURE;
+    }
+    // Installed before the runtime starts and dropped after it has
+    // stopped: the exporter's client is a blocking one.
+    let _export = match &config.telemetry.otlp_endpoint {
+        Some(endpoint) => {
+            match otel::install(spec.name, endpoint, config.telemetry.sampling_ratio) {
+                Ok(guard) => Some(guard),
+                Err(message) => {
+                    eprintln!("{}: {message}", spec.name);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,7 +98,11 @@ pub fn main(spec: BffSpec) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(spec, args)) {
+    let result = runtime.block_on(run(spec, args, config));
+    // Background tasks (the limiter's pruner, demo upstreams) stop here,
+    // before the exporter flushes.
+    drop(runtime);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{}: {message}", spec.name);
@@ -78,14 +111,7 @@ pub fn main(spec: BffSpec) -> ExitCode {
     }
 }
 
-async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
-    let mut config = Config::load_unvalidated(&ConfigSources {
-        defaults_toml: spec.default_config,
-        file: args.config.as_deref(),
-        env: true,
-        overrides_toml: None,
-    })
-    .map_err(|e| e.to_string())?;
+async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String> {
     let demo = if args.demo {
         let demo = DemoUpstreams::start()
             .await
@@ -118,13 +144,14 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
         claims.aud = config.auth.audience.clone();
         claims
     });
+    let tls = crate::tls::acceptor(&config.tls).map_err(|e| e.to_string())?;
     let state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
     let app = (spec.app)(state.clone());
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("config key `listen`: cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(bff = spec.name, %local, "listening");
+    tracing::info!(bff = spec.name, %local, tls = tls.is_some(), "listening");
     if let (Some(secret), Some(claims)) = (&demo_secret, &dev_claims) {
         print_demo_banner(spec, local, &token::hs256(secret, claims));
     }
@@ -151,7 +178,7 @@ async fn run(spec: BffSpec, args: Args) -> Result<(), String> {
         }
     };
     tokio::select! {
-        served = serve(listener, app, &http, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
+        served = serve(listener, app, &http, tls, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
         () = drain_deadline => tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections"),
     }
     drop(demo);

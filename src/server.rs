@@ -4,30 +4,33 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, COOKIE, PROXY_AUTHORIZATION, X_CONTENT_TYPE_OPTIONS,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION,
+    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate as _, SizeAbove};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::auth::{ApiKeys, JwtVerifier, authenticate};
 use crate::client_ip::resolve_client_ip;
 use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
 use crate::header_limits::enforce_header_limits;
+use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimiter, enforce_ip_limit, enforce_rate_limit};
-use crate::request_context::{RequestContext, attach_request_context};
+use crate::request_context::attach_request_context;
+use crate::telemetry::access::{observe, tag_route};
 use crate::upstream::Upstreams;
 
 /// Everything a request may need, built once at start and shared by `Arc`.
@@ -43,6 +46,7 @@ struct Inner {
     api_keys: ApiKeys,
     rate_limiter: Arc<RateLimiter>,
     ip_rate_limiter: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
     draining: AtomicBool,
 }
 
@@ -50,7 +54,8 @@ impl AppState {
     /// Builds clients, keys and limiter from a validated config. Must run
     /// inside a Tokio runtime: it starts the limiter's pruning task.
     pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
-        let upstreams = Upstreams::from_config(&config.upstreams)?;
+        let metrics = Arc::new(Metrics::new(name));
+        let upstreams = Upstreams::from_config(&config.upstreams, &metrics)?;
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys)?;
         let rate_limiter = Arc::new(RateLimiter::per_subject(&config.rate_limit));
@@ -65,6 +70,7 @@ impl AppState {
             api_keys,
             rate_limiter,
             ip_rate_limiter,
+            metrics,
             draining: AtomicBool::new(false),
         })))
     }
@@ -100,6 +106,10 @@ impl AppState {
         &self.0.ip_rate_limiter
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
     /// From now on `/readyz` fails, so load balancers stop sending traffic
     /// while in-flight requests finish.
     pub fn start_draining(&self) {
@@ -127,12 +137,22 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(authenticated)
+        // Every route's template, for the access log and metrics.
+        .route_layer(from_fn(tag_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     if state.config().profile == Profile::Development {
         // Before auth: the IDE page itself needs no token.
         router = router.layer(from_fn(crate::graphql::ide::serve_graphiql));
+    }
+    if state.config().tls.cert_path.is_some() {
+        // Served over TLS: browsers should never try plain HTTP again.
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
     }
     if let Some(cors) = crate::cors::layer(&state.config().cors) {
         // Preflights are answered here, before auth and routing.
@@ -144,6 +164,8 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
             ServiceBuilder::new()
                 // Request id and trace context, for everything below; echoes X-Request-Id.
                 .layer(from_fn(attach_request_context))
+                // One span per request; its metrics and access log line once answered.
+                .layer(from_fn_with_state(state.clone(), observe))
                 // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
                 .layer(from_fn(render_error_body))
                 // Browsers must not guess a reply's type.
@@ -161,12 +183,6 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                     PROXY_AUTHORIZATION,
                     COOKIE,
                 ]))
-                // One span per request, carrying the request id; one line per response.
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
                 // A panic becomes a 500 with the contract body, not a dropped connection.
                 .layer(CatchPanicLayer::new())
                 // A whole request, body read included, is bounded: slow clients get 408.
@@ -177,22 +193,17 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                 // Bodies past the limit are refused (413) before they are buffered.
                 .layer(DefaultBodyLimit::max(state.config().http.body_limit)),
         )
+        .layer(
+            // Large replies are compressed as the client accepts (zstd, br,
+            // gzip); small ones are not worth the CPU.
+            CompressionLayer::new().compress_when(
+                SizeAbove::new(state.config().http.compression_min_bytes)
+                    .and(NotForContentType::GRPC)
+                    .and(NotForContentType::IMAGES)
+                    .and(NotForContentType::SSE),
+            ),
+        )
         .with_state(state)
-}
-
-fn request_span(request: &Request) -> tracing::Span {
-    let ctx = request.extensions().get::<RequestContext>();
-    let request_id = ctx
-        .and_then(|c| c.request_id().to_str().ok())
-        .unwrap_or_default();
-    let trace_id = ctx.map(|c| c.trace().trace_id()).unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id,
-        trace_id,
-    )
 }
 
 /// `GET /healthz`: the process is alive.
@@ -216,6 +227,18 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
         "bff": state.name(),
         "upstreams": upstreams,
     })))
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics().render(&state.upstreams().health());
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -60,7 +60,11 @@ async fn the_user_loader_splits_more_than_100_ids_into_batches_of_100() {
         .expect("demo upstreams");
     let mut config = bff_core::config::Config::default();
     demo.point_config_at_self(&mut config);
-    let upstreams = bff_core::upstream::Upstreams::from_config(&config.upstreams).expect("clients");
+    let upstreams = bff_core::upstream::Upstreams::from_config(
+        &config.upstreams,
+        &std::sync::Arc::new(bff_core::metrics::Metrics::new("test")),
+    )
+    .expect("clients");
     let ctx = bff_core::request_context::RequestContext::from_headers(&Default::default());
     let caller = bff_core::upstream::Caller::new(
         &ctx,

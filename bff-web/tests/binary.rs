@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
@@ -126,6 +127,12 @@ fn an_unknown_flag_is_a_usage_error() {
 /// fails after a minute rather than hanging the suite. The rest of the
 /// output keeps being drained, so the child never blocks on a full pipe.
 fn wait_for_line(reader: impl BufRead + Send + 'static, pred: impl Fn(&str) -> bool) -> String {
+    next_matching(&read_lines(reader), pred)
+}
+
+/// Every line `reader` produces, as they come; drained to the end on a
+/// thread of its own, so the child never blocks on a full pipe.
+fn read_lines(reader: impl BufRead + Send + 'static) -> Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in reader.lines() {
@@ -136,10 +143,16 @@ fn wait_for_line(reader: impl BufRead + Send + 'static, pred: impl Fn(&str) -> b
             }
         }
     });
+    rx
+}
+
+/// The next line from `lines` that matches; fails after a minute rather
+/// than hanging the suite.
+fn next_matching(lines: &Receiver<String>, pred: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
+        match lines.recv_timeout(left) {
             Ok(line) if pred(&line) => return line.trim().to_owned(),
             Ok(_) => {}
             Err(_) => panic!("the binary did not print the expected line within a minute"),
@@ -185,6 +198,12 @@ fn environment_variables_alone_configure_the_binary() {
 /// Starts the binary configured by environment variables alone (plus
 /// `extra`), on an ephemeral port; returns it and its address.
 fn start_configured_by_env(extra: &[(&str, &str)]) -> (Running, String) {
+    let (running, addr, _logs) = start_capturing_logs(extra);
+    (running, addr)
+}
+
+/// Like [`start_configured_by_env`], also returning every log line.
+fn start_capturing_logs(extra: &[(&str, &str)]) -> (Running, String, Receiver<String>) {
     let child = Command::new(BIN)
         .env("BFF_LISTEN", "127.0.0.1:0")
         .env("BFF_HTTP__DRAIN_DELAY", "0s")
@@ -197,12 +216,15 @@ fn start_configured_by_env(extra: &[(&str, &str)]) -> (Running, String) {
         .spawn()
         .expect("starts");
     let mut running = Running(child);
-    let stderr = BufReader::new(running.0.stderr.take().expect("stderr"));
-    let addr = wait_for_line(stderr, |l| l.contains("listening"))
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("local=").map(str::to_owned))
-        .expect("address in the listening line");
-    (running, addr)
+    let logs = read_lines(BufReader::new(running.0.stderr.take().expect("stderr")));
+    // Production logs are JSON lines.
+    let listening = next_matching(&logs, |l| l.contains("listening"));
+    let line: serde_json::Value = serde_json::from_str(&listening).expect("a JSON log line");
+    let addr = line["local"]
+        .as_str()
+        .expect("address in the listening line")
+        .to_owned();
+    (running, addr, logs)
 }
 
 /// SIGTERM, then a clean exit.
@@ -363,4 +385,221 @@ fn sigterm_fails_readiness_first_then_refuses_new_connections() {
         "new connections are refused after the delay"
     );
     assert!(running.0.wait().expect("exits").success());
+}
+
+/// A GET with extra headers over HTTP/1.1; returns the whole reply.
+fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read");
+    reply
+}
+
+/// An HS256 token for `sub`, signed with the binary's test secret.
+fn token_for(sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "scope": "", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+#[test]
+fn access_logs_are_json_lines_without_tokens_or_secrets() {
+    let (running, addr, logs) = start_capturing_logs(&[]);
+    let token = token_for("alice");
+    let auth = format!("Bearer {token}");
+    // Upstreams unreachable: a 503 with the contract body, still logged.
+    let reply = http_get_with(&addr, "/user-dashboard", &[("Authorization", &auth)]);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    let forged = format!("Bearer {}x", token);
+    let reply = http_get_with(&addr, "/user-dashboard", &[("Authorization", &forged)]);
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    let reply = http_get_with(&addr, "/no/such/route/42", &[]);
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    stop(running);
+
+    let lines: Vec<String> = logs.try_iter().collect();
+    let mut access = Vec::new();
+    for line in &lines {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(!line.contains(&token), "a log line holds the token: {line}");
+        assert!(
+            !line.contains(SECRET),
+            "a log line holds the secret: {line}"
+        );
+        if entry["target"] == "bff::access" {
+            access.push(entry);
+        }
+    }
+    let summary: Vec<(String, u64, String)> = access
+        .iter()
+        .map(|e| {
+            (
+                e["route"].as_str().expect("route").to_owned(),
+                e["status"].as_u64().expect("status"),
+                e["subject"].as_str().expect("subject").to_owned(),
+            )
+        })
+        .collect();
+    let alice = {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(b"alice");
+        digest[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        summary,
+        [
+            ("/user-dashboard".to_owned(), 503, alice),
+            ("/user-dashboard".to_owned(), 401, String::new()),
+            // The raw path never appears: unmatched routes share one label.
+            ("unmatched".to_owned(), 404, String::new()),
+        ]
+    );
+    for entry in &access {
+        assert_eq!(entry["method"], "GET");
+        assert!(entry["duration_ms"].as_f64().is_some(), "{entry}");
+        assert_eq!(
+            entry["request_id"].as_str().map(str::len),
+            Some(32),
+            "{entry}"
+        );
+        assert_eq!(entry["level"], "INFO");
+    }
+}
+
+/// A local OTLP/HTTP collector: stores every JSON export it receives.
+struct Collector {
+    addr: std::net::SocketAddr,
+    exports: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Collector {
+    async fn start() -> Self {
+        use axum::routing::post;
+        let exports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = exports.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            post(move |body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    let export: serde_json::Value =
+                        serde_json::from_slice(&body).expect("OTLP JSON");
+                    store.lock().expect("lock").push(export);
+                    "{}"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, exports }
+    }
+
+    /// Every exported span.
+    fn spans(&self) -> Vec<serde_json::Value> {
+        let exports = self.exports.lock().expect("lock");
+        let mut spans = Vec::new();
+        for export in exports.iter() {
+            for resource in export["resourceSpans"].as_array().into_iter().flatten() {
+                for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                    spans.extend(scope["spans"].as_array().into_iter().flatten().cloned());
+                }
+            }
+        }
+        spans
+    }
+}
+
+#[test]
+fn traces_continue_the_client_and_reach_an_otlp_collector() {
+    use bff_core::upstream::Service;
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (upstreams, collector) = runtime.block_on(async {
+        let upstreams = bff_core::demo::DemoUpstreams::start()
+            .await
+            .expect("upstreams");
+        (upstreams, Collector::start().await)
+    });
+    let endpoint = format!("http://{}", collector.addr);
+    let urls = [
+        upstreams.url(Service::Users),
+        upstreams.url(Service::Orders),
+        upstreams.url(Service::Notifications),
+    ];
+    let (running, addr) = start_configured_by_env(&[
+        ("BFF_UPSTREAMS__USERS__URL", &urls[0]),
+        ("BFF_UPSTREAMS__ORDERS__URL", &urls[1]),
+        ("BFF_UPSTREAMS__NOTIFICATIONS__URL", &urls[2]),
+        ("BFF_TELEMETRY__OTLP_ENDPOINT", &endpoint),
+    ]);
+    let auth = format!("Bearer {}", token_for("u1"));
+    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    let reply = http_get_with(
+        &addr,
+        "/user-dashboard",
+        &[("Authorization", &auth), ("traceparent", &traceparent)],
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // Shutting down flushes the exporter.
+    stop(running);
+
+    let spans = collector.spans();
+    let server = spans
+        .iter()
+        .find(|s| s["name"] == "GET /user-dashboard")
+        .unwrap_or_else(|| panic!("no request span in {spans:#?}"));
+    assert_eq!(server["traceId"], TRACE_ID);
+    assert_eq!(server["parentSpanId"], CLIENT_SPAN);
+    let server_span = server["spanId"].as_str().expect("span id");
+    for service in [Service::Users, Service::Orders, Service::Notifications] {
+        let name = format!("call {}", service.as_str());
+        let call = spans
+            .iter()
+            .find(|s| s["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no `{name}` span in {spans:#?}"));
+        assert_eq!(call["traceId"], TRACE_ID, "{call}");
+        assert_eq!(call["parentSpanId"], server_span, "{call}");
+        // The upstream was told this very span is its parent.
+        let received = upstreams.control().requests(service);
+        let sent = received
+            .last()
+            .and_then(|r| r.headers.get("traceparent"))
+            .and_then(|v| v.to_str().ok())
+            .expect("traceparent upstream")
+            .to_owned();
+        let call_span = call["spanId"].as_str().expect("span id");
+        assert_eq!(sent, format!("00-{TRACE_ID}-{call_span}-01"));
+    }
+    drop(upstreams);
+    drop(runtime);
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::{ApiKey, AuthError, Claims};
 use crate::error::ApiError;
 use crate::server::AppState;
+use crate::telemetry::access::SubjectHash;
 
 /// A verified caller: its claims, the `Authorization` header it sent
 /// (forwarded upstream unchanged), or the API key it used.
@@ -45,13 +46,14 @@ pub async fn authenticate(
         let Some(key) = api_keys.find(presented.as_bytes()) else {
             return ApiError::from(AuthError::InvalidApiKey).into_response();
         };
+        let subject = key.claims.subject.clone();
         let authenticated = Authenticated {
             claims: key.claims.clone(),
             authorization: None,
             api_key: Some(key),
         };
         request.extensions_mut().insert(authenticated);
-        return next.run(request).await;
+        return with_subject_hash(next.run(request).await, &subject);
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
         return ApiError::from(AuthError::Missing).into_response();
@@ -67,19 +69,26 @@ pub async fn authenticate(
     };
     match state.verifier().verify(token).await {
         Ok(claims) => {
+            let subject = claims.subject.clone();
             let authenticated = Authenticated {
                 claims,
                 authorization: Some(header.clone()),
                 api_key: None,
             };
             request.extensions_mut().insert(authenticated);
-            next.run(request).await
+            with_subject_hash(next.run(request).await, &subject)
         }
         Err(error) => {
             tracing::debug!(%error, "token refused");
             ApiError::from(error).into_response()
         }
     }
+}
+
+/// Marks the reply with who asked, hashed, for the access log.
+fn with_subject_hash(mut response: Response, subject: &str) -> Response {
+    response.extensions_mut().insert(SubjectHash::of(subject));
+    response
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {

@@ -117,6 +117,8 @@ where
         )
     }
 
+    /// Answers one GraphQL request and counts it in the metrics by
+    /// operation name and error codes.
     async fn serve(
         &self,
         state: AppState,
@@ -125,6 +127,43 @@ where
         media: Media,
         method: Method,
         wire: WireRequest,
+    ) -> Response {
+        let mut operation = wire.operation_name.clone();
+        let reply = self
+            .execute(
+                state.clone(),
+                auth,
+                caller,
+                media,
+                method,
+                wire,
+                &mut operation,
+            )
+            .await;
+        let codes: Vec<&'static str> = match reply.extensions().get::<ErrorCodes>() {
+            Some(ErrorCodes(codes)) => codes.clone(),
+            None if reply.status().is_client_error() || reply.status().is_server_error() => {
+                vec![ErrorCode::for_status(reply.status()).as_str()]
+            }
+            None => Vec::new(),
+        };
+        state
+            .metrics()
+            .observe_graphql(operation.as_deref(), &codes);
+        reply
+    }
+
+    /// `operation` is set to the executed operation's name once known.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        state: AppState,
+        auth: Authenticated,
+        caller: Caller,
+        media: Media,
+        method: Method,
+        wire: WireRequest,
+        operation: &mut Option<String>,
     ) -> Response {
         let hash = wire.persisted_hash();
         let document = match self.documents.resolve(&DocumentRequest {
@@ -158,6 +197,9 @@ where
                 );
             }
         };
+        if operation.is_none() {
+            *operation = single_operation_name(&parsed);
+        }
         if let Err(message) = limits::check_document(&parsed, &self.config, self.introspection) {
             return request_failure(media, request_error(ErrorCode::BadRequest, message));
         }
@@ -418,6 +460,22 @@ fn write(
     extensions: Option<Value>,
 ) -> Response {
     ensure_codes(&mut errors, request_error);
+    let codes = ErrorCodes(
+        errors
+            .iter()
+            .map(|error| {
+                error
+                    .extensions
+                    .as_ref()
+                    .and_then(|e| match e.get("code") {
+                        Some(async_graphql::Value::String(code)) => ErrorCode::from_code(code),
+                        _ => None,
+                    })
+                    .unwrap_or(ErrorCode::Internal)
+                    .as_str()
+            })
+            .collect(),
+    );
     let body = serde_json::to_vec(&Body {
         data,
         errors: &errors,
@@ -438,7 +496,26 @@ fn write(
     )
         .into_response();
     response.extensions_mut().insert(FinalBody);
+    response.extensions_mut().insert(codes);
     response
+}
+
+/// The codes of a GraphQL reply's errors, for the metrics.
+#[derive(Debug, Clone)]
+struct ErrorCodes(Vec<&'static str>);
+
+/// The name of the document's only operation, when it has exactly one.
+fn single_operation_name(
+    document: &async_graphql::parser::types::ExecutableDocument,
+) -> Option<String> {
+    use async_graphql::parser::types::DocumentOperations;
+    match &document.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+            operations.keys().next().map(|name| name.to_string())
+        }
+        DocumentOperations::Multiple(_) => None,
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use std::time::Instant;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use super::CallTiming;
-use crate::request_context::{RequestContext, TRACEPARENT, TRACESTATE, X_REQUEST_ID};
+use crate::request_context::{
+    RequestContext, TRACEPARENT, TRACESTATE, TraceContext, X_REQUEST_ID, traceparent,
+};
+use crate::telemetry::otel::OtelSpan;
 
 static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 
@@ -17,6 +20,7 @@ static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 pub struct Caller {
     user_id: Arc<str>,
     headers: HeaderMap,
+    trace: TraceContext,
     deadline: Option<Instant>,
     timings: Option<Arc<Mutex<Vec<CallTiming>>>>,
 }
@@ -43,6 +47,7 @@ impl Caller {
         Some(Self {
             user_id,
             headers,
+            trace: ctx.trace().clone(),
             deadline: None,
             timings: None,
         })
@@ -81,6 +86,17 @@ impl Caller {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(timing);
         }
+    }
+
+    /// When trace export is on: a client span for one upstream call, and
+    /// this caller with that span as the `traceparent` parent.
+    pub(crate) fn start_exported_call(&self, name: &'static str) -> Option<(OtelSpan, Caller)> {
+        let span = OtelSpan::client(name, self.trace.ids())?;
+        let mut caller = self.clone();
+        caller
+            .headers
+            .insert(TRACEPARENT.clone(), traceparent(span.ids()));
+        Some((span, caller))
     }
 
     /// The authenticated subject, used as the user id upstream.

@@ -1,6 +1,9 @@
 //! One upstream service's base URL and bounds, and the call mechanics.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::Instrument as _;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::{Method, StatusCode};
@@ -15,6 +18,7 @@ use super::coalesce::{CallKey, Coalescer};
 use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
 use super::{CallTiming, Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
 use crate::config::{BreakerConfig, RetryConfig};
+use crate::metrics::Metrics;
 
 /// A reply's status with its decoded body.
 #[derive(Debug, Clone)]
@@ -61,14 +65,25 @@ pub struct Endpoint {
     coalescer: Arc<Coalescer>,
     cache: Arc<ReplyCache>,
     hedge_after: Option<Duration>,
+    metrics: Arc<Metrics>,
+    /// Unix milliseconds of the last successful call; 0: none yet.
+    last_success: Arc<AtomicU64>,
 }
 
 impl Endpoint {
-    pub fn new(service: Service, http: reqwest::Client, base: Url, limits: EndpointLimits) -> Self {
+    pub fn new(
+        service: Service,
+        http: reqwest::Client,
+        base: Url,
+        metrics: Arc<Metrics>,
+        limits: EndpointLimits,
+    ) -> Self {
         Self {
             service,
             http,
             base,
+            metrics,
+            last_success: Arc::default(),
             timeout: limits.timeout,
             max_response_bytes: limits.max_response_bytes,
             breaker: Arc::new(CircuitBreaker::new(service, limits.breaker)),
@@ -94,9 +109,17 @@ impl Endpoint {
 
     /// The circuit state and calls in flight, for `/readyz`.
     pub fn health(&self) -> UpstreamHealth {
+        let last_success = match self.last_success.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(
+                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis))
+                    .to_string(),
+            ),
+        };
         UpstreamHealth {
             circuit: self.breaker.state(),
             in_flight: self.bulkhead.in_flight(),
+            last_success,
         }
     }
 
@@ -123,7 +146,20 @@ impl Endpoint {
         caller: &Caller,
         url: Url,
     ) -> Result<Fetched<T>, UpstreamError> {
-        let started = std::time::Instant::now();
+        self.observed(
+            caller,
+            &Method::GET,
+            async |caller| self.get_json_unobserved(caller, url).await,
+            |fetched| fetched.freshness.outcome(),
+        )
+        .await
+    }
+
+    async fn get_json_unobserved<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        url: Url,
+    ) -> Result<Fetched<T>, UpstreamError> {
         let user = caller.user_id();
         let url_key = url.as_str().to_owned();
         let result = match self.cache.fresh(&url_key, user) {
@@ -133,7 +169,7 @@ impl Endpoint {
             }),
             None => self.fetch_json(caller, url, &url_key).await,
         };
-        let result = match result {
+        match result {
             Err(error) if error.kind.is_service_failure() || error.kind.is_refused() => {
                 match self.cache.stale(&url_key, user) {
                     Some(body) => self.decode(&body).map(|value| Fetched {
@@ -144,10 +180,7 @@ impl Endpoint {
                 }
             }
             other => other,
-        };
-        let outcome = result.as_ref().map(|fetched| fetched.freshness.outcome());
-        self.record(caller, started, outcome);
-        result
+        }
     }
 
     /// The coalesced call behind [`Self::get_json`]; keeps what the
@@ -230,16 +263,69 @@ impl Endpoint {
         json_body: Option<Vec<u8>>,
         idempotency_key: Option<&str>,
     ) -> Result<Reply<Bytes>, UpstreamError> {
-        let started = std::time::Instant::now();
-        let records = method != Method::GET;
-        let result = self
-            .send_with_retries(caller, method, url, json_body, idempotency_key)
-            .await;
-        // GETs are recorded where they are coalesced, once per caller.
-        if records {
-            let outcome = result.as_ref().map(|_| "ok");
-            self.record(caller, started, outcome);
+        // GETs are observed in `get_json`, once per caller, not per
+        // coalesced or hedged request.
+        if method == Method::GET {
+            return self
+                .send_with_retries(caller, method, url, json_body, idempotency_key)
+                .await;
         }
+        self.observed(
+            caller,
+            &method.clone(),
+            async |caller| {
+                self.send_with_retries(caller, method, url, json_body, idempotency_key)
+                    .await
+            },
+            |_| "ok",
+        )
+        .await
+    }
+
+    /// Runs one call made for `caller` inside its trace spans, then records
+    /// its outcome everywhere it is reported: the span, the metrics and
+    /// the caller's `Server-Timing`.
+    async fn observed<R>(
+        &self,
+        caller: &Caller,
+        method: &Method,
+        call: impl AsyncFnOnce(&Caller) -> Result<R, UpstreamError>,
+        ok_outcome: impl FnOnce(&R) -> &'static str,
+    ) -> Result<R, UpstreamError> {
+        let span = tracing::info_span!(
+            "upstream",
+            service = self.service.as_str(),
+            %method,
+            outcome = tracing::field::Empty,
+        );
+        let exported = caller.start_exported_call(self.service.span_name());
+        let (mut exported_span, caller) = match exported {
+            Some((span, traced)) => (Some(span), std::borrow::Cow::Owned(traced)),
+            None => (None, std::borrow::Cow::Borrowed(caller)),
+        };
+        let started = std::time::Instant::now();
+        let result = call(&caller).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(reply) => ok_outcome(reply),
+            Err(error) => error.kind.outcome(),
+        };
+        span.record("outcome", outcome);
+        if let Some(exported) = &mut exported_span {
+            exported.set("bff.upstream", self.service.as_str());
+            exported.set("http.request.method", method.as_str().to_owned());
+            exported.set("bff.outcome", outcome);
+            if result.is_err() {
+                exported.fail(outcome);
+            }
+        }
+        self.metrics
+            .observe_upstream(self.service, outcome, elapsed);
+        caller.record(CallTiming {
+            source: self.service,
+            duration: elapsed,
+            outcome,
+        });
         result
     }
 
@@ -337,6 +423,13 @@ impl Endpoint {
         } else {
             CallOutcome::Success
         });
+        if !failed {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            self.last_success
+                .store(u64::try_from(now).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
         result
     }
 
@@ -394,20 +487,6 @@ impl Endpoint {
             body: body.freeze(),
             cache_control,
         })
-    }
-
-    /// Records one call in the caller's timings (for `Server-Timing`).
-    fn record(
-        &self,
-        caller: &Caller,
-        started: std::time::Instant,
-        outcome: Result<&'static str, &UpstreamError>,
-    ) {
-        caller.record(CallTiming {
-            source: self.service,
-            duration: started.elapsed(),
-            outcome: outcome.unwrap_or_else(|error| error.kind.outcome()),
-        });
     }
 
     /// Decodes a JSON body into the service's typed reply.

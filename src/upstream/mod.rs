@@ -15,6 +15,7 @@ pub mod orders;
 pub mod users;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -27,6 +28,7 @@ pub use orders::OrdersClient;
 pub use users::UsersClient;
 
 use crate::config::{ConfigError, UpstreamsConfig};
+use crate::metrics::Metrics;
 
 /// The upstream services a BFF composes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -43,6 +45,17 @@ impl Service {
             Self::Users => "users",
             Self::Orders => "orders",
             Self::Notifications => "notifications",
+        }
+    }
+}
+
+impl Service {
+    /// The exported span name of a call to this service.
+    pub fn span_name(self) -> &'static str {
+        match self {
+            Self::Users => "call users",
+            Self::Orders => "call orders",
+            Self::Notifications => "call notifications",
         }
     }
 }
@@ -163,6 +176,8 @@ pub struct Upstreams {
 pub struct UpstreamHealth {
     pub circuit: guard::CircuitState,
     pub in_flight: usize,
+    /// When a call last succeeded (RFC 3339), `null` if none has yet.
+    pub last_success: Option<String>,
 }
 
 impl Upstreams {
@@ -179,7 +194,11 @@ impl Upstreams {
     }
 
     /// Builds the shared pooled client and the three typed clients once.
-    pub fn from_config(config: &UpstreamsConfig) -> Result<Self, ConfigError> {
+    /// Every call is observed in `metrics`.
+    pub fn from_config(
+        config: &UpstreamsConfig,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             // An upstream redirect is a misconfiguration; following it could
             // send the caller's Authorization header somewhere else.
@@ -209,6 +228,7 @@ impl Upstreams {
                 service,
                 http.clone(),
                 base,
+                metrics.clone(),
                 EndpointLimits {
                     timeout: named.timeout.unwrap_or(config.all.timeout),
                     max_response_bytes: named

@@ -85,14 +85,16 @@ impl TestAppBuilder {
         let (tx, rx) = oneshot::channel::<()>();
         let app = (spec.app)(state.clone());
         let http = state.config().http.clone();
+        let tls = bff_core::tls::acceptor(&state.config().tls).expect("TLS files load");
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let server = tokio::spawn(async move {
-            bff_core::listener::serve(listener, app, &http, async {
+            bff_core::listener::serve(listener, app, &http, tls, async {
                 let _ = rx.await;
             })
             .await
         });
         TestApp {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             upstreams,
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -119,7 +121,9 @@ impl TestApp {
     }
 
     pub fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
     }
 
     /// A valid HS256 token for `sub` with `scope`.

@@ -1,0 +1,298 @@
+//! Prometheus metrics: one registry per BFF instance, served at `/metrics`.
+//!
+//! Every label has a bounded set of values: route templates (never raw
+//! paths), methods, status classes, services, outcomes, error codes, and
+//! GraphQL operation names up to [`MAX_OPERATION_NAMES`] (then `other`).
+//! A flood of distinct paths, users or operation names cannot grow a
+//! scrape. The registry is per instance, not global, so two BFFs in one
+//! process (as in the tests) count separately.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::upstream::guard::CircuitState;
+use crate::upstream::{Service, UpstreamHealth};
+
+/// Distinct GraphQL operation names given their own label value.
+pub const MAX_OPERATION_NAMES: usize = 64;
+
+/// Request latency buckets (seconds): a BFF answers in milliseconds.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The label a request gets when no route matched (404s, early refusals).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The BFF's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    in_flight: IntGauge,
+    upstream_calls: HistogramVec,
+    circuit_state: IntGaugeVec,
+    rate_limited: IntCounterVec,
+    graphql_operations: IntCounterVec,
+    graphql_errors: IntCounterVec,
+    operation_names: Mutex<HashSet<Box<str>>>,
+}
+
+/// Which quota refused a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Limiter {
+    /// The per-subject (or per-API-key) quota.
+    Subject,
+    /// The per-client-IP quota counted before authentication.
+    ClientIp,
+}
+
+impl Metrics {
+    /// Registers every metric, labelled `bff="<name>"`.
+    pub fn new(bff: &str) -> Self {
+        let labels = std::iter::once(("bff".to_owned(), bff.to_owned())).collect();
+        let registry = Registry::new_custom(None, Some(labels)).unwrap_or_default();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route template, method and status class.",
+            ),
+            &["route", "method", "status"],
+        );
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from a request's arrival to its reply's headers.",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["route", "method"],
+        );
+        let in_flight = IntGauge::new("http_requests_in_flight", "Requests being handled now.");
+        let upstream_calls = HistogramVec::new(
+            HistogramOpts::new(
+                "bff_upstream_call_duration_seconds",
+                "Upstream calls made for requests, by service and outcome \
+                 (ok, cache-hit, stale, timeout, error, open-circuit, ...).",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["service", "outcome"],
+        );
+        let circuit_state = IntGaugeVec::new(
+            Opts::new(
+                "bff_upstream_circuit_state",
+                "1 for each upstream's current circuit state (closed, open, half-open).",
+            ),
+            &["service", "state"],
+        );
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "bff_rate_limit_rejections_total",
+                "Requests refused with 429, by the quota that refused them.",
+            ),
+            &["limiter"],
+        );
+        let graphql_operations = IntCounterVec::new(
+            Opts::new(
+                "bff_graphql_operations_total",
+                "GraphQL operations executed, by operation name and outcome (ok, error).",
+            ),
+            &["operation", "outcome"],
+        );
+        let graphql_errors = IntCounterVec::new(
+            Opts::new(
+                "bff_graphql_errors_total",
+                "Errors in GraphQL replies, by error code.",
+            ),
+            &["code"],
+        );
+        let metrics = Self {
+            registry,
+            requests: requests.expect("static metric options are valid"),
+            request_duration: request_duration.expect("static metric options are valid"),
+            in_flight: in_flight.expect("static metric options are valid"),
+            upstream_calls: upstream_calls.expect("static metric options are valid"),
+            circuit_state: circuit_state.expect("static metric options are valid"),
+            rate_limited: rate_limited.expect("static metric options are valid"),
+            graphql_operations: graphql_operations.expect("static metric options are valid"),
+            graphql_errors: graphql_errors.expect("static metric options are valid"),
+            operation_names: Mutex::default(),
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+            Box::new(self.requests.clone()),
+            Box::new(self.request_duration.clone()),
+            Box::new(self.in_flight.clone()),
+            Box::new(self.upstream_calls.clone()),
+            Box::new(self.circuit_state.clone()),
+            Box::new(self.rate_limited.clone()),
+            Box::new(self.graphql_operations.clone()),
+            Box::new(self.graphql_errors.clone()),
+        ];
+        for collector in collectors {
+            if let Err(error) = self.registry.register(collector) {
+                tracing::error!(%error, "metric not registered");
+            }
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            if let Err(error) = self.registry.register(Box::new(process)) {
+                tracing::error!(%error, "process metrics not registered");
+            }
+        }
+    }
+
+    /// One answered request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, status_class(status)])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// One upstream call (or cache answer) made for a request.
+    pub fn observe_upstream(&self, service: Service, outcome: &'static str, elapsed: Duration) {
+        self.upstream_calls
+            .with_label_values(&[service.as_str(), outcome])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn rate_limited(&self, limiter: Limiter) {
+        let label = match limiter {
+            Limiter::Subject => "subject",
+            Limiter::ClientIp => "client_ip",
+        };
+        self.rate_limited.with_label_values(&[label]).inc();
+    }
+
+    /// One executed GraphQL operation and the codes of its errors.
+    pub fn observe_graphql(&self, operation: Option<&str>, error_codes: &[&str]) {
+        let operation = self.operation_label(operation);
+        let outcome = if error_codes.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
+        self.graphql_operations
+            .with_label_values(&[operation.as_ref(), outcome])
+            .inc();
+        for code in error_codes {
+            self.graphql_errors.with_label_values(&[code]).inc();
+        }
+    }
+
+    /// The operation's name while fewer than [`MAX_OPERATION_NAMES`] have
+    /// been seen; `other` after that; `anonymous` without a name.
+    fn operation_label<'a>(&self, operation: Option<&'a str>) -> std::borrow::Cow<'a, str> {
+        let Some(name) = operation.filter(|n| !n.is_empty()) else {
+            return "anonymous".into();
+        };
+        let mut names = self
+            .operation_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if names.contains(name) {
+            return name.into();
+        }
+        if names.len() < MAX_OPERATION_NAMES {
+            names.insert(name.into());
+            return name.into();
+        }
+        "other".into()
+    }
+
+    /// The text exposition of every metric, with the circuit states as
+    /// they are now.
+    pub fn render(&self, upstreams: &[(Service, UpstreamHealth)]) -> String {
+        for (service, health) in upstreams {
+            for state in [
+                CircuitState::Closed,
+                CircuitState::Open,
+                CircuitState::HalfOpen,
+            ] {
+                self.circuit_state
+                    .with_label_values(&[service.as_str(), state.as_str()])
+                    .set(i64::from(health.circuit == state));
+            }
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(%error, "metrics not encoded");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Decrements the in-flight gauge when the request is done (or dropped).
+#[derive(Debug)]
+pub struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// A method as a bounded label: the standard ones, else `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_are_bounded() {
+        let metrics = Metrics::new("test");
+        for i in 0..1000 {
+            metrics.observe_graphql(Some(&format!("Op{i}")), &[]);
+        }
+        let text = metrics.render(&[]);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("bff_graphql_operations_total{"))
+            .count();
+        assert_eq!(series, MAX_OPERATION_NAMES + 1, "{text}");
+        assert!(text.contains("operation=\"other\""));
+    }
+}

@@ -1,0 +1,116 @@
+//! One span, one access log line and the HTTP metrics of every request.
+//!
+//! The route is the matched template (`/orders/{id}`), never the raw path,
+//! and the caller appears only as a hash of its subject: neither a flood
+//! of distinct paths nor a token can reach the logs or the metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use sha2::{Digest as _, Sha256};
+use tracing::Instrument as _;
+
+use crate::metrics::{UNMATCHED_ROUTE, method_label};
+use crate::request_context::RequestContext;
+use crate::server::AppState;
+
+/// The route template that answered, carried out on the reply.
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(Arc<str>);
+
+/// A short, stable hash of the caller's subject: enough to follow one
+/// caller through the logs, not enough to name them.
+#[derive(Debug, Clone)]
+pub struct SubjectHash(pub Arc<str>);
+
+impl SubjectHash {
+    pub fn of(subject: &str) -> Self {
+        let digest = Sha256::digest(subject.as_bytes());
+        let mut hex = String::with_capacity(16);
+        for byte in &digest[..8] {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+        }
+        Self(hex.into())
+    }
+}
+
+/// Route layer: copies the matched template onto the reply, where
+/// [`observe`] (which runs before routing) can read it.
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| RouteTemplate(path.as_str().into()));
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
+/// Middleware: the request's span, then its metrics and access log line.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let ctx = request.extensions().get::<RequestContext>().cloned();
+    let request_id = ctx
+        .as_ref()
+        .and_then(|c| c.request_id().to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let trace_id = ctx
+        .as_ref()
+        .map(|c| c.trace().trace_id())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        method,
+        route = tracing::field::Empty,
+        request_id,
+        trace_id,
+    );
+    let metrics = state.metrics();
+    let in_flight = metrics.in_flight();
+    let response = next.run(request).instrument(span.clone()).await;
+    drop(in_flight);
+    let elapsed = started.elapsed();
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or(UNMATCHED_ROUTE, |r| &r.0);
+    let status = response.status().as_u16();
+    metrics.observe_request(route, method, status, elapsed);
+    let subject = response
+        .extensions()
+        .get::<SubjectHash>()
+        .map_or("", |s| &s.0);
+    span.record("route", route);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "bff::access",
+            method,
+            route,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id,
+            subject,
+            "request"
+        );
+    });
+    if let Some(ctx) = &ctx {
+        ctx.trace().with_exported(|span| {
+            span.rename(format!("{method} {route}"));
+            span.set("http.route", route.to_owned());
+            span.set("http.response.status_code", i64::from(status));
+            span.set("bff.request_id", request_id.clone());
+            if status >= 500 {
+                span.fail("server error");
+            }
+        });
+    }
+    response
+}
