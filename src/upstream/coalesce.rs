@@ -7,7 +7,6 @@
 //! is dropped, as it would be without coalescing.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -17,7 +16,7 @@ use futures_util::future::{BoxFuture, Shared, WeakShared};
 use super::UpstreamError;
 use super::endpoint::Reply;
 
-type Call = BoxFuture<'static, Result<Reply<Bytes>, UpstreamError>>;
+pub type Call = BoxFuture<'static, Result<Reply<Bytes>, UpstreamError>>;
 
 /// Past this many entries, entries whose callers all left are swept.
 const SWEEP_ABOVE: usize = 1024;
@@ -40,11 +39,7 @@ pub struct CallKey {
 impl Coalescer {
     /// Joins the identical call in flight, or starts `call` and lets later
     /// identical ones join it.
-    pub async fn run(
-        &self,
-        key: CallKey,
-        call: impl Future<Output = Result<Reply<Bytes>, UpstreamError>> + Send + 'static,
-    ) -> Result<Reply<Bytes>, UpstreamError> {
+    pub async fn run(&self, key: CallKey, call: Call) -> Result<Reply<Bytes>, UpstreamError> {
         let shared: Shared<Call> = {
             let mut in_flight = self
                 .in_flight
@@ -56,7 +51,7 @@ impl Coalescer {
                     if in_flight.len() > SWEEP_ABOVE {
                         in_flight.retain(|_, weak| weak.upgrade().is_some());
                     }
-                    let shared = call.boxed().shared();
+                    let shared = call.shared();
                     if let Some(weak) = shared.downgrade() {
                         in_flight.insert(key.clone(), weak);
                     }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument as _;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -199,10 +200,12 @@ impl Endpoint {
                 .get(reqwest::header::AUTHORIZATION)
                 .map(|v| Bytes::copy_from_slice(v.as_bytes())),
         };
+        // Boxed here, once: the coalescer shares it, and the caller's
+        // future holds a pointer instead of the whole call's state.
         let call = {
             let endpoint = self.clone();
             let caller = caller.clone();
-            async move { endpoint.hedged_get(&caller, url).await }
+            async move { endpoint.hedged_get(&caller, url).await }.boxed()
         };
         let reply = self.coalescer.run(key, call).await?;
         match reply.status {
@@ -225,10 +228,14 @@ impl Endpoint {
     /// after `hedge_after` and the retry budget allows one. The first good
     /// answer wins; the other request is dropped, which cancels it.
     async fn hedged_get(&self, caller: &Caller, url: Url) -> Result<Reply<Bytes>, UpstreamError> {
+        // `send_with_retries`, not `send`: a GET is observed once in
+        // `get_json`, and the smaller future keeps every call's state small.
         let Some(hedge_after) = self.hedge_after else {
-            return self.send(caller, Method::GET, url, None, None).await;
+            return self
+                .send_with_retries(caller, Method::GET, url, None, None)
+                .await;
         };
-        let first = self.send(caller, Method::GET, url.clone(), None, None);
+        let first = self.send_with_retries(caller, Method::GET, url.clone(), None, None);
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return result,
