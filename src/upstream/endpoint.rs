@@ -299,7 +299,9 @@ impl Endpoint {
         call: impl AsyncFnOnce(&Caller) -> Result<R, UpstreamError>,
         ok_outcome: impl FnOnce(&R) -> &'static str,
     ) -> Result<R, UpstreamError> {
-        let span = tracing::info_span!(
+        // Debug level: at `info` the access line per request is enough, and
+        // a span per call would cost a formatted field set every time.
+        let span = tracing::debug_span!(
             "upstream",
             service = self.service.as_str(),
             %method,
