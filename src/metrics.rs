@@ -201,11 +201,15 @@ impl Metrics {
     }
 
     /// The operation's name while fewer than [`MAX_OPERATION_NAMES`] have
-    /// been seen; `other` after that; `anonymous` without a name.
+    /// been seen; `other` after that, and for anything that is not a
+    /// GraphQL name of at most 64 characters; `anonymous` without a name.
     fn operation_label<'a>(&self, operation: Option<&'a str>) -> std::borrow::Cow<'a, str> {
         let Some(name) = operation.filter(|n| !n.is_empty()) else {
             return "anonymous".into();
         };
+        if !is_graphql_name(name) {
+            return "other".into();
+        }
         let mut names = self
             .operation_names
             .lock()
@@ -252,6 +256,16 @@ impl Drop for InFlight {
     }
 }
 
+/// `[_A-Za-z][_0-9A-Za-z]*`, at most 64 characters.
+fn is_graphql_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= 64
+        && bytes
+            .next()
+            .is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}
+
 fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
@@ -294,5 +308,22 @@ mod tests {
             .count();
         assert_eq!(series, MAX_OPERATION_NAMES + 1, "{text}");
         assert!(text.contains("operation=\"other\""));
+    }
+
+    #[test]
+    fn only_graphql_names_become_labels() {
+        let metrics = Metrics::new("test");
+        let long = "A".repeat(65);
+        for name in ["bad name", "1up", "\"}", long.as_str()] {
+            metrics.observe_graphql(Some(name), &[]);
+        }
+        metrics.observe_graphql(Some("Good_1"), &[]);
+        let text = metrics.render(&[]);
+        let labels: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("bff_graphql_operations_total{"))
+            .collect();
+        assert_eq!(labels.len(), 2, "{text}");
+        assert!(text.contains("operation=\"Good_1\""), "{text}");
     }
 }

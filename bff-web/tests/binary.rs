@@ -162,21 +162,10 @@ fn next_matching(lines: &Receiver<String>, pred: impl Fn(&str) -> bool) -> Strin
 
 /// A plain HTTP/1.1 GET; returns the whole reply.
 fn http_get(addr: &str, path: &str, token: Option<&str>) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read");
-    reply
+    match token {
+        Some(token) => http_get_with(addr, path, &[("Authorization", &format!("Bearer {token}"))]),
+        None => http_get_with(addr, path, &[]),
+    }
 }
 
 fn terminate(child: &Child) {

@@ -60,8 +60,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let request_id = ctx
         .as_ref()
         .and_then(|c| c.request_id().to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+        .unwrap_or_default();
     let trace_id = ctx
         .as_ref()
         .map(|c| c.trace().trace_id())
@@ -106,7 +105,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
             span.rename(format!("{method} {route}"));
             span.set("http.route", route.to_owned());
             span.set("http.response.status_code", i64::from(status));
-            span.set("bff.request_id", request_id.clone());
+            span.set("bff.request_id", request_id.to_owned());
             if status >= 500 {
                 span.fail("server error");
             }
