@@ -387,9 +387,7 @@ async fn graphql_calls(
 }
 
 fn median(measures: &[Measure], f: impl Fn(&Measure) -> f64) -> f64 {
-    let mut values: Vec<f64> = measures.iter().map(f).collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    median_of(&measures.iter().map(f).collect::<Vec<_>>())
 }
 
 fn median_of(values: &[f64]) -> f64 {
