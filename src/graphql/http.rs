@@ -129,7 +129,7 @@ where
         wire: WireRequest,
     ) -> Response {
         let mut operation = wire.operation_name.clone();
-        let reply = self
+        let mut reply = self
             .execute(
                 state.clone(),
                 auth,
@@ -140,8 +140,8 @@ where
                 &mut operation,
             )
             .await;
-        let codes: Vec<&'static str> = match reply.extensions().get::<ErrorCodes>() {
-            Some(ErrorCodes(codes)) => codes.clone(),
+        let codes: Vec<&'static str> = match reply.extensions_mut().remove::<ErrorCodes>() {
+            Some(ErrorCodes(codes)) => codes,
             None if reply.status().is_client_error() || reply.status().is_server_error() => {
                 vec![ErrorCode::for_status(reply.status()).as_str()]
             }

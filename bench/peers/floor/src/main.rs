@@ -30,7 +30,9 @@ struct Upstreams {
     notifications: String,
 }
 
-#[derive(Deserialize)]
+/// Read from the user service and written back as the profile: the same
+/// five fields in the same casing.
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct User {
     id: String,
@@ -68,7 +70,9 @@ struct NotificationsPage {
     unread_count: u64,
 }
 
-#[derive(Deserialize)]
+/// Read from the notification service (other fields ignored) and written
+/// back as a dashboard item.
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Notification {
     id: String,
@@ -81,20 +85,10 @@ struct Notification {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Dashboard {
-    profile: Profile,
+    profile: User,
     recent_orders: Option<Vec<OrderSummary>>,
     notifications: Option<Notifications>,
     degraded: Vec<Degraded>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Profile {
-    id: String,
-    name: String,
-    email: String,
-    avatar_url: String,
-    tier: String,
 }
 
 #[derive(Serialize)]
@@ -112,17 +106,7 @@ struct OrderSummary {
 #[serde(rename_all = "camelCase")]
 struct Notifications {
     unread_count: u64,
-    items: Vec<NotificationItem>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NotificationItem {
-    id: String,
-    kind: String,
-    title: String,
-    read: bool,
-    created_at: String,
+    items: Vec<Notification>,
 }
 
 #[derive(Serialize)]
@@ -175,13 +159,7 @@ impl Upstreams {
             });
         }
         Some(Dashboard {
-            profile: Profile {
-                id: profile.id,
-                name: profile.name,
-                email: profile.email,
-                avatar_url: profile.avatar_url,
-                tier: profile.tier,
-            },
+            profile,
             recent_orders: orders.map(|page| {
                 page.orders
                     .into_iter()
@@ -198,18 +176,7 @@ impl Upstreams {
             }),
             notifications: notifications.map(|page| Notifications {
                 unread_count: page.unread_count,
-                items: page
-                    .notifications
-                    .into_iter()
-                    .take(10)
-                    .map(|n| NotificationItem {
-                        id: n.id,
-                        kind: n.kind,
-                        title: n.title,
-                        read: n.read,
-                        created_at: n.created_at,
-                    })
-                    .collect(),
+                items: page.notifications.into_iter().take(10).collect(),
             }),
             degraded,
         })
