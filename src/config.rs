@@ -488,16 +488,27 @@ pub struct HttpConfig {
     /// left, and an optional part still missing then is dropped.
     #[serde(with = "humantime_serde")]
     pub upstream_deadline: Duration,
-    /// Time a client has to send a request's headers; past it the
-    /// connection is closed (slowloris).
+    /// Time a client has to send its first request's headers from accept
+    /// (a connection that never speaks is closed at this), and each later
+    /// request's headers from its first byte (slowloris).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection is kept. Longer than the
+    /// 60 s idle timeout of common cloud load balancers, so the balancer,
+    /// not the gateway, closes first (the other way round it sends
+    /// requests on connections the gateway is closing: sporadic 502s).
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
     /// Most request headers; more is `431`.
     pub max_headers: usize,
     /// Largest total size of the request headers in bytes; larger is `431`.
     pub max_header_bytes: usize,
     /// Most connections open at once; further ones are closed on accept.
     pub max_connections: usize,
+    /// Most connections open at once from one client address, so one host
+    /// cannot hold the whole `max_connections`; addresses in
+    /// `trusted_proxies` are exempt.
+    pub max_connections_per_ip: usize,
     /// Proxies (addresses or CIDR ranges) whose `Forwarded` /
     /// `X-Forwarded-For` name the client; from anyone else they are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -515,9 +526,11 @@ impl Default for HttpConfig {
             drain_delay: Duration::from_secs(5),
             upstream_deadline: Duration::from_millis(1500),
             header_read_timeout: Duration::from_secs(5),
+            keep_alive_timeout: Duration::from_secs(75),
             max_headers: 64,
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
+            max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
             compression_min_bytes: 1024,
         }
@@ -705,6 +718,10 @@ impl Config {
         for (key, value) in [
             ("http.max_headers", self.http.max_headers),
             ("http.max_connections", self.http.max_connections),
+            (
+                "http.max_connections_per_ip",
+                self.http.max_connections_per_ip,
+            ),
             ("graphql.max_document_bytes", graphql.max_document_bytes),
             ("graphql.max_tokens", graphql.max_tokens),
             ("graphql.max_depth", graphql.max_depth),
@@ -737,6 +754,14 @@ impl Config {
                 "tls",
                 "cert_path and key_path must be set together",
             ));
+        }
+        for (key, value) in [
+            ("http.header_read_timeout", self.http.header_read_timeout),
+            ("http.keep_alive_timeout", self.http.keep_alive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be above zero"));
+            }
         }
         if self.http.body_limit == 0 {
             return Err(ConfigError::invalid(

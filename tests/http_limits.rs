@@ -6,9 +6,9 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use support::{Bff, TestApp, assert_error_body, json_body, raw_http};
+use support::{Bff, TestApp, assert_error_body, closed_within, exchange, json_body, raw_http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 #[tokio::test]
 async fn two_hundred_headers_are_431_before_anything_else() {
@@ -138,6 +138,135 @@ async fn connections_over_the_cap_are_closed() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_speak_are_closed_at_the_header_timeout() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[http]\nheader_read_timeout = \"500ms\"")
+        .spawn()
+        .await;
+    let mut silent = futures_util_join(app.addr(), 20).await;
+    // Meanwhile a client that speaks is served.
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    for stream in &mut silent {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)).await,
+            "a connection that sent no byte was kept open"
+        );
+    }
+}
+
+/// A connection from `source`, a loopback address of the test's choice.
+async fn connect_from(source: &str, addr: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("source address"))
+        .expect("bind source");
+    socket
+        .connect(addr.parse().expect("server address"))
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[http]\nmax_connections = 100\nmax_connections_per_ip = 3")
+        .spawn()
+        .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from("127.0.0.1", app.addr()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = connect_from("127.0.0.1", app.addr()).await;
+    let _ = fourth.write_all(HEALTHZ).await;
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(3)).await,
+        "a fourth connection from one address was served"
+    );
+    // Another address is served while the first holds its cap.
+    let mut other = connect_from("127.0.0.2", app.addr()).await;
+    let reply = exchange(&mut other, HEALTHZ, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // A freed slot is given to the next connection.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = connect_from("127.0.0.1", app.addr()).await;
+    let reply = exchange(&mut again, HEALTHZ, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[tokio::test]
+async fn trusted_proxies_are_exempt_from_the_per_address_cap() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[http]\nmax_connections_per_ip = 2\ntrusted_proxies = [\"127.0.0.1/32\"]")
+        .spawn()
+        .await;
+    let mut streams = futures_util_join(app.addr(), 5).await;
+    for stream in &mut streams {
+        let reply = exchange(stream, HEALTHZ, Duration::from_secs(3)).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_outlive_the_header_timeout() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[http]\nheader_read_timeout = \"300ms\"\nkeep_alive_timeout = \"2s\"")
+        .spawn()
+        .await;
+    let mut stream = TcpStream::connect(app.addr()).await.expect("connect");
+    let reply = exchange(&mut stream, HEALTHZ, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // Idle for three header timeouts: still open, and it serves again.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let reply = exchange(&mut stream, HEALTHZ, Duration::from_secs(3)).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 200"),
+        "an idle keep-alive connection was closed at the header timeout: {reply:?}"
+    );
+    // Past the keep-alive timeout it is closed.
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(6)).await,
+        "an idle connection was kept past keep_alive_timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_half_sent_request_on_a_kept_alive_connection_is_cut_at_the_header_timeout() {
+    let app = TestApp::builder(Bff::Web)
+        .config("[http]\nheader_read_timeout = \"300ms\"\nkeep_alive_timeout = \"60s\"")
+        .spawn()
+        .await;
+    let mut stream = TcpStream::connect(app.addr()).await.expect("connect");
+    let reply = exchange(&mut stream, HEALTHZ, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("write");
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(10)).await,
+        "a half-sent request was given the keep-alive timeout"
+    );
+}
+
+#[tokio::test]
+async fn both_bffs_keep_idle_connections_longer_than_load_balancers_do() {
+    for bff in [Bff::Web, Bff::Mobile] {
+        let app = TestApp::spawn(bff).await;
+        let http = &app.state.config().http;
+        assert!(
+            http.keep_alive_timeout >= Duration::from_secs(75),
+            "{bff:?}: keep_alive_timeout {:?} is under the balancers' 60 s",
+            http.keep_alive_timeout
+        );
+        assert!(http.max_connections_per_ip < http.max_connections);
+    }
 }
 
 async fn futures_util_join(addr: &str, n: usize) -> Vec<TcpStream> {

@@ -338,6 +338,25 @@ fn rand_suffix() -> u64 {
 }
 
 #[tokio::test]
+async fn a_silent_tls_connection_is_closed_at_the_header_timeout() {
+    let pki = TestPki::generate();
+    let app = TestApp::builder(Bff::Web)
+        .config(&format!(
+            "{}\n[http]\nheader_read_timeout = \"500ms\"",
+            pki.config()
+        ))
+        .spawn()
+        .await;
+    let mut silent = tokio::net::TcpStream::connect(app.addr())
+        .await
+        .expect("connect");
+    assert!(
+        support::closed_within(&mut silent, Duration::from_secs(5)).await,
+        "a connection that never started its TLS handshake was kept open"
+    );
+}
+
+#[tokio::test]
 async fn tls_offers_http2_by_alpn_and_http1_to_older_clients() {
     let pki = TestPki::generate();
     let app = TestApp::builder(Bff::Web)

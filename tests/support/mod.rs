@@ -296,6 +296,23 @@ pub fn keys(value: &Value) -> Vec<&str> {
 /// answered before closing (or `timeout`).
 pub async fn raw_http(addr: &str, request: &[u8], timeout: Duration) -> String {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
+    exchange(&mut stream, request, timeout).await
+}
+
+/// Whether the server closes `stream` within `within`: a read returns end
+/// of stream or an error, rather than data or nothing.
+pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Sends raw bytes on an open connection and returns the one reply the
+/// server sent (up to its `Content-Length`), or what came before it closed
+/// or `timeout` passed. The connection stays open for the next request.
+pub async fn exchange(stream: &mut TcpStream, request: &[u8], timeout: Duration) -> String {
     stream.write_all(request).await.expect("write");
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
