@@ -221,7 +221,9 @@ fn upstream_code(error: &UpstreamError) -> ErrorCode {
         }
         UpstreamErrorKind::NotFound => ErrorCode::NotFound,
         UpstreamErrorKind::Conflict => ErrorCode::Conflict,
-        UpstreamErrorKind::Rejected => ErrorCode::BadRequest,
+        UpstreamErrorKind::Rejected | UpstreamErrorKind::UnsafeIdentifier(_) => {
+            ErrorCode::BadRequest
+        }
     }
 }
 

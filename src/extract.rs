@@ -17,7 +17,8 @@ use crate::request_context::RequestContext;
 use crate::server::AppState;
 use crate::upstream::Caller;
 
-/// A JSON body whose rejections are contract errors (`400`, `413`).
+/// A JSON body whose rejections are contract errors (`400`, `413`, and
+/// `415` for a body that is not `application/json`).
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Json<T>(pub T);
@@ -26,8 +27,8 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::BadRequest(
-                "the body must be JSON with `Content-Type: application/json`".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
+                "the body must be JSON with `Content-Type: application/json`",
             ),
             _ => ApiError::BadRequest(rejection.body_text().into()),
         }
@@ -72,12 +73,15 @@ impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get("idempotency-key")
-            .ok_or(ApiError::BadRequest(
-                "the `Idempotency-Key` header is required".into(),
-            ))?;
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let value = values.next().ok_or(ApiError::BadRequest(
+            "the `Idempotency-Key` header is required".into(),
+        ))?;
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest(
+                "send one `Idempotency-Key` header, not several".into(),
+            ));
+        }
         let key = value.to_str().map_err(|_| {
             ApiError::BadRequest("`Idempotency-Key` must be visible ASCII characters".into())
         })?;

@@ -1,6 +1,9 @@
-//! Request header limits, answered with the contract's `431` body.
+//! Request header limits (`431`) and the one framing rule hyper leaves to
+//! us: exactly one `Host` (`400`).
 
 use axum::extract::{Request, State};
+use axum::http::Version;
+use axum::http::header::HOST;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -34,6 +37,14 @@ pub async fn enforce_header_limits(
             http.max_header_bytes
         ))
         .into_response();
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request
+    // with two, is refused: a proxy and the gateway could disagree on
+    // which host it is for.
+    let hosts = headers.get_all(HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && request.version() == Version::HTTP_11) {
+        return ApiError::BadRequest("an HTTP/1.1 request needs exactly one `Host` header".into())
+            .into_response();
     }
     next.run(request).await
 }

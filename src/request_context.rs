@@ -99,7 +99,7 @@ impl TraceContext {
                 trace_id,
                 span_id,
                 flags,
-                tracestate: headers.get(&TRACESTATE).cloned(),
+                tracestate: valid_tracestate(headers),
                 client_span_id: Some(client_span_id),
                 exported: None,
             },
@@ -159,6 +159,83 @@ impl TraceContext {
     pub fn tracestate(&self) -> Option<&HeaderValue> {
         self.tracestate.as_ref()
     }
+}
+
+/// Most list members a `tracestate` may have (W3C Trace Context §3.3.1).
+const MAX_TRACESTATE_MEMBERS: usize = 32;
+/// Longest `tracestate` sent on (the spec's size every vendor must accept).
+const MAX_TRACESTATE_LEN: usize = 512;
+
+/// The client's `tracestate` (several fields joined by commas, as the
+/// spec says), when it is well-formed and within the limits: at most 32
+/// list members with unique keys, at most 512 characters. Otherwise none
+/// is forwarded; the trace itself still continues.
+fn valid_tracestate(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut fields = headers.get_all(&TRACESTATE).iter();
+    let first = fields.next()?;
+    let joined;
+    let value = match fields.next() {
+        None => first.to_str().ok()?,
+        Some(second) => {
+            let mut all = vec![first.to_str().ok()?, second.to_str().ok()?];
+            for field in fields {
+                all.push(field.to_str().ok()?);
+            }
+            joined = all.join(",");
+            &joined
+        }
+    };
+    if value.len() > MAX_TRACESTATE_LEN {
+        return None;
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    for member in value.split(',') {
+        let member = member.trim_matches([' ', '\t']);
+        if member.is_empty() {
+            // Empty list members are allowed and ignored.
+            continue;
+        }
+        let (key, member_value) = member.split_once('=')?;
+        if !is_tracestate_key(key) || !is_tracestate_value(member_value) || keys.contains(&key) {
+            return None;
+        }
+        keys.push(key);
+        if keys.len() > MAX_TRACESTATE_MEMBERS {
+            return None;
+        }
+    }
+    if keys.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(value).ok()
+}
+
+/// `simple-key` or `tenant-id@system-id`.
+fn is_tracestate_key(key: &str) -> bool {
+    let rest = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(&c);
+    let part = |s: &str, max: usize, first_digit_ok: bool| {
+        let bytes = s.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= max
+            && (bytes[0].is_ascii_lowercase() || (first_digit_ok && bytes[0].is_ascii_digit()))
+            && bytes[1..].iter().all(|&c| rest(c))
+    };
+    match key.split_once('@') {
+        None => part(key, 256, false),
+        Some((tenant, system)) => part(tenant, 241, true) && part(system, 14, false),
+    }
+}
+
+/// Up to 256 printable ASCII characters other than `,` and `=`, not
+/// ending in a space.
+fn is_tracestate_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 256
+        && bytes.last().is_some_and(|&c| c != b' ')
+        && bytes
+            .iter()
+            .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
 }
 
 /// A `traceparent` naming `span` as the parent.
@@ -264,6 +341,34 @@ mod tests {
         assert!(!out.contains("00f067aa0ba902b7"), "{out}");
         assert!(out.ends_with("-01"));
         assert_eq!(ctx.tracestate().map(|v| v.as_bytes()), Some(&b"k=v"[..]));
+    }
+
+    #[test]
+    fn tracestate_is_forwarded_only_when_valid_and_bounded() {
+        let parent = (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        let state_of = |value: &str| {
+            TraceContext::from_headers(&headers(&[parent, ("tracestate", value)]))
+                .tracestate()
+                .map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(
+            state_of("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE").as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        assert!(state_of("tenant1@vendor=x , ,b=2").is_some());
+        let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        assert!(state_of(&members.join(",")).is_none(), "33 members");
+        assert!(state_of(&members[..32].join(",")).is_some(), "32 members");
+        assert!(
+            state_of(&format!("k={}", "v".repeat(600))).is_none(),
+            "over 512 characters"
+        );
+        for bad in ["Upper=1", "k", "k=", "k=a=b", "1k=v", "k=v,k=w", "k=a b="] {
+            assert!(state_of(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use crate::compose::{Composed, PartTiming};
+use crate::compose::{Composed, PartTiming, degraded_parts};
 use crate::error::ApiError;
 
 static SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
@@ -38,6 +38,9 @@ impl<T> Composed<T> {
         };
         if let Some(value) = header_value(&self.timings) {
             response.headers_mut().insert(SERVER_TIMING.clone(), value);
+        }
+        if let Some(parts) = degraded_parts(&self.degraded) {
+            response.extensions_mut().insert(parts);
         }
         response
     }

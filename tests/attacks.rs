@@ -589,3 +589,125 @@ async fn an_api_key_acts_as_its_subject_with_its_own_quota() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_subject_that_would_change_the_upstream_path_is_refused() {
+    let app = hs256_app().await;
+    for sub in ["..", ".", "%2e%2e", "%2E.", "%252e%252e", "%2e%00"] {
+        let token = sign_hs256(SECRET, &claims(json!({ "sub": sub })));
+        assert_refused(&app, &token).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_with_critical_extensions_is_refused() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token_with = |crit: Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.crit = serde_json::from_value(crit).expect("crit");
+        jsonwebtoken::encode(
+            &header,
+            &plain_claims(),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("token signs")
+    };
+    assert_refused(&app, &token_with(json!(["exp"]))).await;
+    assert_refused(&app, &token_with(json!(["b64"]))).await;
+    // The same token without `crit` is fine.
+    assert_accepted(&app, &token_with(Value::Null)).await;
+}
+
+/// Sends `GET /user-dashboard` with exactly these headers, as raw HTTP/1.1
+/// (a client library would merge or refuse some of them).
+async fn raw_dashboard(app: &TestApp, headers: &[(&str, &str)]) -> String {
+    let mut request = String::from("GET /user-dashboard HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    raw_http(app.addr(), request.as_bytes(), Duration::from_secs(5)).await
+}
+
+#[tokio::test]
+async fn two_credentials_in_one_request_are_a_bad_request() {
+    let app = TestApp::builder(Bff::Web)
+        .config(&api_key_config(50, 50))
+        .spawn()
+        .await;
+    let token = format!("Bearer {}", app.token("u1", ""));
+    let other = format!("Bearer {}", app.token("u3", ""));
+    for headers in [
+        vec![
+            ("Host", "x"),
+            ("Authorization", token.as_str()),
+            ("Authorization", other.as_str()),
+        ],
+        vec![
+            ("Host", "x"),
+            ("Authorization", token.as_str()),
+            ("Authorization", token.as_str()),
+        ],
+        vec![
+            ("Host", "x"),
+            ("X-Api-Key", PARTNER_KEY),
+            ("X-Api-Key", "guessed-key"),
+        ],
+        vec![
+            ("Host", "x"),
+            ("X-Api-Key", PARTNER_KEY),
+            ("Authorization", token.as_str()),
+        ],
+    ] {
+        let reply = raw_dashboard(&app, &headers).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{headers:?}: {reply}");
+        assert!(reply.contains("\"code\":\"bad_request\""), "{reply}");
+    }
+    assert_eq!(app.total_calls(), 0);
+    // One of each, alone, is served.
+    let reply = raw_dashboard(&app, &[("Host", "x"), ("Authorization", &token)]).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let reply = raw_dashboard(&app, &[("Host", "x"), ("X-Api-Key", PARTNER_KEY)]).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[tokio::test]
+async fn two_idempotency_keys_are_a_bad_request() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "orders:write");
+    let body = r#"{"items": [{"sku": "sku-mug", "quantity": 1}]}"#;
+    let request = format!(
+        "POST /orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: a\r\nIdempotency-Key: b\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = raw_http(app.addr(), request.as_bytes(), Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("Idempotency-Key"), "{reply}");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn http11_requests_need_exactly_one_host() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = format!("Bearer {}", app.token("u1", ""));
+    let missing = raw_dashboard(&app, &[("Authorization", &token)]).await;
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(missing.contains("\"code\":\"bad_request\""), "{missing}");
+    let twice = raw_dashboard(
+        &app,
+        &[("Host", "a"), ("Host", "b"), ("Authorization", &token)],
+    )
+    .await;
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    assert_eq!(app.total_calls(), 0);
+    // HTTP/1.0 has no Host requirement.
+    let old = raw_http(
+        app.addr(),
+        b"GET /healthz HTTP/1.0\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(old.starts_with("HTTP/1.0 200"), "{old}");
+}

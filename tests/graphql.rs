@@ -524,10 +524,12 @@ async fn place_order_with_one_key_creates_one_order() {
     assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
     let sent = app.upstreams.control().requests(Service::Orders);
     assert_eq!(sent.len(), 2, "each mutation is sent once");
-    assert!(
-        sent.iter()
-            .all(|r| r.headers["idempotency-key"] == "gql-key-1")
+    // Both with the same key, scoped to the caller (not the client's own).
+    assert_eq!(
+        sent[0].headers["idempotency-key"],
+        sent[1].headers["idempotency-key"]
     );
+    assert_ne!(sent[0].headers["idempotency-key"], "gql-key-1");
 }
 
 #[tokio::test]
@@ -620,4 +622,212 @@ async fn graphql_replies_report_each_upstream_call_in_server_timing_and_extensio
     );
     let header = headers["server-timing"].to_str().expect("ascii");
     assert_eq!(header.matches(";dur=").count(), 3, "{header}");
+}
+
+/// Both BFFs, each accepting ad-hoc documents (mobile in its development
+/// profile: its production profile runs only trusted operations).
+async fn both_bffs() -> [(Bff, TestApp); 2] {
+    [
+        (Bff::Web, TestApp::spawn(Bff::Web).await),
+        (
+            Bff::Mobile,
+            TestApp::builder(Bff::Mobile)
+                .config("profile = \"development\"")
+                .spawn()
+                .await,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn another_users_notification_cannot_be_marked_read_or_seen() {
+    for (bff, app) in both_bffs().await {
+        let token = app.token("u1", "");
+        let theirs = app
+            .upstreams
+            .store()
+            .notifications_of("u2")
+            .into_iter()
+            .find(|n| !n.read)
+            .expect("u2 has an unread notification");
+        let mark = |id: &str| json!({"query": format!("mutation {{ markNotificationRead(id: \"{id}\") {{ id title body }} }}")});
+        let (_, _, body) = app.graphql(&token, &mark(&theirs.id)).await;
+        assert_eq!(code_of(&body["errors"][0]), "not_found", "{bff:?}: {body}");
+        assert!(body["data"].is_null(), "{bff:?}: {body}");
+        assert!(
+            !body.to_string().contains(&theirs.body),
+            "{bff:?}: another user's notification leaked: {body}"
+        );
+        // Exactly the answer for an id that does not exist.
+        let (_, _, missing) = app.graphql(&token, &mark("n999999")).await;
+        assert_eq!(
+            missing["errors"][0]["message"],
+            body["errors"][0]["message"]
+        );
+        assert_eq!(code_of(&missing["errors"][0]), "not_found");
+        // No mutating call was made, and theirs is still unread.
+        assert!(
+            app.requests_to(Service::Notifications, "/notifications/")
+                .is_empty(),
+            "{bff:?}: a mutating call was sent"
+        );
+        let still = app.upstreams.store().notifications_of("u2");
+        assert!(!still.iter().find(|n| n.id == theirs.id).expect("kept").read);
+        // The caller's own is marked, with one ownership read before it.
+        let mine = app.upstreams.store().notifications_of("u1")[0].id.clone();
+        let (_, _, body) = app.graphql(&token, &mark(&mine)).await;
+        assert_eq!(
+            body["data"]["markNotificationRead"]["id"],
+            mine.as_str(),
+            "{bff:?}: {body}"
+        );
+        assert_eq!(
+            app.requests_to(Service::Notifications, "/notifications/"),
+            vec![format!("/notifications/{mine}/read")]
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_users_order_reads_as_one_that_does_not_exist() {
+    for (bff, app) in both_bffs().await {
+        let token = app.token("u1", "");
+        let theirs = app.upstreams.store().orders_of("u2")[0].id.clone();
+        let order =
+            |id: &str| json!({"query": format!("{{ order(id: \"{id}\") {{ id totalCents }} }}")});
+        let (_, theirs_headers, body) = app.graphql(&token, &order(&theirs)).await;
+        let (_, missing_headers, missing) = app.graphql(&token, &order("o999999")).await;
+        assert_eq!(body["data"], json!({"order": null}), "{bff:?}");
+        assert_eq!(body["data"], missing["data"], "{bff:?}");
+        assert!(body.get("errors").is_none() && missing.get("errors").is_none());
+        // Not even the timings tell them apart: both are `not-found`.
+        let outcome = |body: &Value| body["extensions"]["serverTiming"][0]["desc"].clone();
+        assert_eq!(outcome(&body), "not-found", "{bff:?}: {body}");
+        assert_eq!(outcome(&missing), "not-found", "{bff:?}: {missing}");
+        let desc = |headers: &reqwest::header::HeaderMap| {
+            let value = headers["server-timing"].to_str().expect("ascii").to_owned();
+            value
+                .split(';')
+                .filter(|p| p.starts_with("desc="))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(desc(&theirs_headers), desc(&missing_headers), "{bff:?}");
+    }
+}
+
+#[tokio::test]
+async fn another_users_email_reads_as_null() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "");
+    let query = json!({"query": "{ me { email } user(id: \"u2\") { id name email } }"});
+    let (status, _, body) = app.graphql(&token, &query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(body["data"]["me"]["email"].is_string(), "{body}");
+    assert_eq!(
+        body["data"]["user"]["name"].as_str().map(str::is_empty),
+        Some(false)
+    );
+    assert_eq!(body["data"]["user"]["email"], Value::Null, "{body}");
+    let query = json!({"query": "{ me { orders(first: 5) { nodes { seller { id email } } } } }"});
+    let (_, _, body) = app.graphql(&token, &query).await;
+    let nodes = body["data"]["me"]["orders"]["nodes"]
+        .as_array()
+        .expect("nodes");
+    assert!(!nodes.is_empty());
+    assert!(
+        nodes.iter().all(|n| n["seller"]["email"].is_null()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn ids_that_would_change_the_upstream_path_are_refused_before_any_call() {
+    for (bff, app) in both_bffs().await {
+        let token = app.token("u1", "");
+        for id in ["..", ".", "%2e%2e", ".%2E", "%252E%252E", "", "%0a"] {
+            for query in [
+                format!("{{ order(id: \"{id}\") {{ id }} }}"),
+                format!("mutation {{ markNotificationRead(id: \"{id}\") {{ id }} }}"),
+            ] {
+                let (_, _, body) = app.graphql(&token, &json!({"query": query})).await;
+                assert_eq!(
+                    code_of(&body["errors"][0]),
+                    "bad_request",
+                    "{bff:?} {query}: {body}"
+                );
+            }
+        }
+        assert_eq!(app.total_calls(), 0, "{bff:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_mistyped_variables_are_request_errors() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "");
+    let query = "query Order($id: ID!) { order(id: $id) { id } }";
+    for variables in [
+        json!({}),
+        json!({"id": null}),
+        json!({"id": {"nested": true}}),
+    ] {
+        let (status, headers, body) = app
+            .graphql(&token, &json!({"query": query, "variables": variables}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{variables}: {body}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("application/graphql-response+json"))
+        );
+        assert!(body.get("data").is_none(), "{body}");
+        assert_eq!(code_of(&body["errors"][0]), "bad_request", "{body}");
+    }
+    let (status, _, body) = app
+        .graphql(&token, &json!({"query": "query F($n: Int) { me { orders(first: $n) { nodes { id } } } }", "variables": {"n": "ten"}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(code_of(&body["errors"][0]), "bad_request", "{body}");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn an_upstream_400_stays_a_bad_request() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "");
+    let query = json!({"query": "{ me { orders(after: \"False\") { nodes { id } } } }"});
+    let (_, _, body) = app.graphql(&token, &query).await;
+    assert_eq!(code_of(&body["errors"][0]), "bad_request", "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["me", "orders"]));
+}
+
+#[tokio::test]
+async fn a_failing_nullable_root_field_nulls_only_itself() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Orders,
+        Fault {
+            status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            ..Default::default()
+        },
+    );
+    let token = app.token("u1", "");
+    let (status, _, body) = app
+        .graphql(&token, &json!({"query": "{ order(id: \"o1001\") { id } }"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], json!({"order": null}), "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["order"]));
+    assert_eq!(code_of(&body["errors"][0]), "upstream_unavailable");
+    // Beside a field that works, that one is kept.
+    let (_, _, body) = app
+        .graphql(
+            &token,
+            &json!({"query": "{ me { name } order(id: \"o1001\") { id } }"}),
+        )
+        .await;
+    assert_eq!(body["data"]["order"], Value::Null, "{body}");
+    assert!(body["data"]["me"]["name"].is_string(), "{body}");
 }

@@ -28,10 +28,15 @@ async fn the_same_key_twice_creates_one_order() {
     assert_eq!(first["id"], second["id"]);
 
     assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
-    // Each client request was sent exactly once, with the client's key.
+    // Each client request was sent exactly once, with one key scoped to
+    // the caller (the client's key combined with its identity).
     let sent = app.upstreams.control().requests(Service::Orders);
     assert_eq!(sent.len(), 2);
-    assert!(sent.iter().all(|r| r.headers["idempotency-key"] == "key-1"));
+    assert_eq!(
+        sent[0].headers["idempotency-key"],
+        sent[1].headers["idempotency-key"]
+    );
+    assert_ne!(sent[0].headers["idempotency-key"], "key-1");
     assert!(sent.iter().all(|r| r.headers["x-user-id"] == "u5"));
 }
 
@@ -118,14 +123,92 @@ async fn malformed_and_non_json_bodies_get_the_contract_error() {
             .body(body)
             .send()
     };
+    let (status, _, reply) = json_body(
+        send("application/json", "{\"items\": [{")
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error_body(&reply, "bad_request");
     for (content_type, body) in [
-        ("application/json", "{\"items\": [{"),
         ("text/plain", "{\"items\": []}"),
         ("application/x-www-form-urlencoded", "items=1"),
     ] {
         let (status, _, reply) = json_body(send(content_type, body).await.expect("sent")).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{content_type}: {reply}");
-        assert_error_body(&reply, "bad_request");
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}: {reply}"
+        );
+        assert_error_body(&reply, "unsupported_media_type");
     }
     assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_body_without_a_content_type_is_unsupported() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let response = app
+        .http
+        .post(format!("{}/orders", app.base))
+        .bearer_auth(app.token("u1", "orders:write"))
+        .header("idempotency-key", "k")
+        .body(one_mug().to_string())
+        .send()
+        .await
+        .expect("sent");
+    let (status, _, reply) = json_body(response).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{reply}");
+    assert_error_body(&reply, "unsupported_media_type");
+    assert_eq!(app.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_scoped_per_caller() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let alice = app.token("u5", "orders:write");
+    let bob = app.token("u6", "orders:write");
+    let lamp = json!({"items": [{"sku": "sku-lamp", "quantity": 1}]});
+    let (status, _, first) = json_body(
+        app.place_order(&alice, Some("shared-key"), &one_mug())
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // Another caller with the same key and another body: a new order of
+    // their own, not a conflict (so a key cannot block anyone else) ...
+    let (status, _, second) =
+        json_body(app.place_order(&bob, Some("shared-key"), &lamp).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_ne!(first["id"], second["id"]);
+    // ... and the same body neither replays nor reveals the first order.
+    let (status, _, third) = json_body(
+        app.place_order(
+            &app.token("u7", "orders:write"),
+            Some("shared-key"),
+            &one_mug(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{third}");
+    assert_ne!(third["id"], first["id"]);
+    assert_eq!(
+        app.upstreams
+            .store()
+            .orders_of("u6")
+            .iter()
+            .filter(|o| o.id == second["id"])
+            .count(),
+        1
+    );
+    // The first caller still replays their own.
+    let (status, _, replay) = json_body(
+        app.place_order(&alice, Some("shared-key"), &one_mug())
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(replay["id"], first["id"]);
 }

@@ -88,3 +88,46 @@ async fn error_bodies_carry_the_echoed_request_id() {
     assert_error_body(&body, "unauthorized");
     assert_eq!(body["error"]["requestId"], "req-err-1");
 }
+
+#[tokio::test]
+async fn tracestate_is_sent_on_only_when_valid_and_within_the_limits() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "");
+    let members: Vec<String> = (0..33).map(|i| format!("v{i}=x")).collect();
+    let too_many = members.join(",");
+    let thirty_two = members[..32].join(",");
+    let too_long =
+        format!("vendor={}", "a".repeat(250)) + &format!(",other={}", "b".repeat(250)) + ",third=c";
+    let cases: [(&str, Option<&str>); 6] = [
+        (&thirty_two, Some(&thirty_two)),
+        (&too_many, None),
+        (&too_long, None),
+        ("Vendor=UPPER-KEY", None),
+        ("vendor=abc,vendor=def", None),
+        ("vendor=a=b", None),
+    ];
+    for (sent, expected) in cases {
+        let response = app
+            .http
+            .get(format!("{}/user-dashboard", app.base))
+            .bearer_auth(&token)
+            .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+            .header("tracestate", sent)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = app.upstreams.control().requests(Service::Users);
+        let headers = &seen.last().expect("a profile call").headers;
+        assert_eq!(
+            headers
+                .get("tracestate")
+                .map(|v| v.to_str().expect("ascii")),
+            expected,
+            "{sent}"
+        );
+        // The trace itself continues either way.
+        let traceparent = headers["traceparent"].to_str().expect("ascii");
+        assert!(traceparent.contains(TRACE_ID), "{traceparent}");
+    }
+}

@@ -674,3 +674,121 @@ async fn hedges_come_out_of_the_retry_budget() {
         json!([{"source": "orders", "code": "upstream_timeout"}])
     );
 }
+
+#[tokio::test]
+async fn a_service_answering_200_with_unusable_bodies_opens_the_breaker() {
+    for bad in [
+        fault(|f| f.malformed_body = true),
+        fault(|f| f.wrong_shape_body = true),
+        fault(|f| f.break_after_handling = true),
+    ] {
+        let app = TestApp::builder(Bff::Web)
+            .config(&format!(
+                "{UNLIMITED}[upstreams.orders.retry]\nmax_retries = 0\n[upstreams.orders.breaker]\nconsecutive_failures = 5\nopen_for = \"1m\""
+            ))
+            .spawn()
+            .await;
+        let token = app.token("u1", "");
+        app.fault(Service::Orders, bad.clone());
+        for _ in 0..20 {
+            let (status, _, body) = json_body(app.dashboard(&token).await).await;
+            assert_eq!(status, StatusCode::OK, "{bad:?}: {body}");
+            assert_eq!(body["degraded"][0]["source"], "orders", "{bad:?}: {body}");
+        }
+        assert_eq!(
+            app.calls(Service::Orders),
+            5,
+            "{bad:?}: a service sending unusable replies kept receiving calls"
+        );
+        assert_eq!(circuit(&app, "orders").await, "open", "{bad:?}");
+        let (_, _, ready) = json_body(app.get("/readyz", None).await).await;
+        assert!(
+            ready["upstreams"]["orders"]["lastSuccess"].is_null(),
+            "{bad:?}: an unusable reply counted as a success: {ready}"
+        );
+    }
+}
+
+/// Profile calls for two dashboards of u1 with this `Cache-Control`.
+async fn profile_calls_for_two_dashboards(cache_control: &'static str) -> usize {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Users,
+        fault(|f| f.cache_control = Some(cache_control)),
+    );
+    let token = app.token("u1", "");
+    for _ in 0..2 {
+        assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+    }
+    app.calls(Service::Users)
+}
+
+#[tokio::test]
+async fn the_reply_cache_follows_rfc_9111() {
+    // no-cache: kept only with revalidation, which the gateway does not do.
+    assert_eq!(
+        profile_calls_for_two_dashboards("no-cache, max-age=60").await,
+        2
+    );
+    assert_eq!(
+        profile_calls_for_two_dashboards("private, no-cache, max-age=60").await,
+        2
+    );
+    // private, per user: served again to the same user.
+    assert_eq!(
+        profile_calls_for_two_dashboards("private, max-age=60").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn s_maxage_governs_shared_entries_and_age_is_counted() {
+    // Shared entries follow s-maxage, not max-age.
+    assert_eq!(
+        order_lookups_by_two_users("public, max-age=60, s-maxage=0").await,
+        2
+    );
+    assert_eq!(
+        order_lookups_by_two_users("max-age=0, s-maxage=60").await,
+        1
+    );
+    // A reply that already spent its lifetime upstream is not fresh here.
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Users,
+        fault(|f| {
+            f.cache_control = Some("private, max-age=60");
+            f.age = Some(60);
+        }),
+    );
+    let token = app.token("u1", "");
+    app.dashboard(&token).await;
+    app.dashboard(&token).await;
+    assert_eq!(app.calls(Service::Users), 2, "Age was not counted");
+}
+
+#[tokio::test]
+async fn stale_if_error_never_serves_what_must_be_revalidated() {
+    for cache_control in ["private, max-age=0, must-revalidate", "private, no-cache"] {
+        let app = TestApp::builder(Bff::Web)
+            .config("[upstreams.users]\nstale_if_error = \"60s\"")
+            .spawn()
+            .await;
+        app.fault(
+            Service::Users,
+            fault(|f| f.cache_control = Some(cache_control)),
+        );
+        let token = app.token("u1", "");
+        assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+        app.fault(
+            Service::Users,
+            fault(|f| f.status = Some(StatusCode::SERVICE_UNAVAILABLE)),
+        );
+        let (status, _, body) = json_body(app.dashboard(&token).await).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{cache_control}: served stale: {body}"
+        );
+    }
+}

@@ -592,3 +592,53 @@ fn traces_continue_the_client_and_reach_an_otlp_collector() {
     drop(upstreams);
     drop(runtime);
 }
+
+#[test]
+fn a_degraded_part_is_reported_in_the_access_line_not_as_a_warn_per_request() {
+    use bff_core::upstream::Service;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let upstreams = runtime.block_on(async {
+        bff_core::demo::DemoUpstreams::start()
+            .await
+            .expect("upstreams")
+    });
+    // Notifications unreachable: every dashboard degrades that part.
+    let (running, addr, logs) = start_capturing_logs(&[
+        ("BFF_UPSTREAMS__USERS__URL", &upstreams.url(Service::Users)),
+        (
+            "BFF_UPSTREAMS__ORDERS__URL",
+            &upstreams.url(Service::Orders),
+        ),
+        ("BFF_UPSTREAMS__NOTIFICATIONS__RETRY__MAX_RETRIES", "0"),
+        ("BFF_RATE_LIMIT__BURST", "100"),
+    ]);
+    let auth = format!("Bearer {}", token_for("u1"));
+    for _ in 0..30 {
+        let reply = http_get_with(&addr, "/user-dashboard", &[("Authorization", &auth)]);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(
+            reply.contains(r#""degraded":[{"source":"notifications""#),
+            "{reply}"
+        );
+    }
+    stop(running);
+    let entries: Vec<serde_json::Value> = logs
+        .try_iter()
+        .map(|line| serde_json::from_str(&line).expect("a JSON log line"))
+        .collect();
+    let dashboards: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["target"] == "bff::access" && e["route"] == "/user-dashboard")
+        .collect();
+    assert_eq!(dashboards.len(), 30);
+    for entry in &dashboards {
+        assert_eq!(
+            entry["degraded"], "notifications:upstream_unavailable",
+            "{entry}"
+        );
+    }
+    let warnings: Vec<&serde_json::Value> =
+        entries.iter().filter(|e| e["level"] == "WARN").collect();
+    // The circuit opening is worth one line; the 30 degraded replies none.
+    assert!(warnings.len() <= 1, "{warnings:#?}");
+}

@@ -48,13 +48,10 @@ impl ApiKeys {
                     "must be 64 hex digits (the SHA-256 of the key)",
                 )
             })?;
-            if key.subject.is_empty()
-                || key.subject.len() > 128
-                || !key.subject.bytes().all(|b| b.is_ascii_graphic())
-            {
+            if !super::is_valid_subject(&key.subject) {
                 return Err(invalid(
                     at("subject"),
-                    "must be 1 to 128 visible ASCII characters",
+                    "must be 1 to 128 visible ASCII characters, and not `.` or `..` (even percent-encoded)",
                 ));
             }
             let per_second = NonZeroU32::new(key.per_second)

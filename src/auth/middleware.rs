@@ -1,9 +1,9 @@
 //! The authentication middleware and the extractor handlers use.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -42,6 +42,9 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let api_keys = state.api_keys();
+    if let Err(error) = one_credential(request.headers(), api_keys.header()) {
+        return error.into_response();
+    }
     if let Some(presented) = request.headers().get(api_keys.header()) {
         let Some(key) = api_keys.find(presented.as_bytes()) else {
             return ApiError::from(AuthError::InvalidApiKey).into_response();
@@ -83,6 +86,25 @@ pub async fn authenticate(
             ApiError::from(error).into_response()
         }
     }
+}
+
+/// One credential per request: two `Authorization` headers, two API-key
+/// headers, or an API key beside a bearer token are refused (`400`), so no
+/// layer (or upstream) can pick a different one than the gateway verified.
+fn one_credential(headers: &HeaderMap, api_key_header: &HeaderName) -> Result<(), ApiError> {
+    let authorizations = headers.get_all(AUTHORIZATION).iter().count();
+    let api_keys = headers.get_all(api_key_header).iter().count();
+    if authorizations > 1 || api_keys > 1 {
+        return Err(ApiError::BadRequest(
+            "send one credential: the request has the same credential header twice".into(),
+        ));
+    }
+    if authorizations == 1 && api_keys == 1 {
+        return Err(ApiError::BadRequest(
+            "send one credential: either an API key or a bearer token, not both".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Marks the reply with who asked, hashed, for the access log.

@@ -12,4 +12,4 @@ mod verifier;
 
 pub use api_keys::{ApiKey, ApiKeys};
 pub use middleware::{Authenticated, authenticate};
-pub use verifier::{AuthError, Claims, JwtVerifier};
+pub use verifier::{AuthError, Claims, JwtVerifier, is_valid_subject};

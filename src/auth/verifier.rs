@@ -151,6 +151,11 @@ impl JwtVerifier {
             return Err(AuthError::TooLarge);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        // RFC 7515 §4.1.11: extensions listed as critical must be
+        // understood, and this gateway understands none.
+        if header.crit.is_some() {
+            return Err(AuthError::Invalid);
+        }
         if let Some(expected) = &self.typ {
             let typ = header.typ.as_deref().unwrap_or_default();
             let typ = typ.strip_prefix("application/").unwrap_or(typ);
@@ -187,10 +192,7 @@ impl JwtVerifier {
         {
             return Err(AuthError::Invalid);
         }
-        if sub.is_empty()
-            || sub.len() > MAX_SUBJECT_LEN
-            || !sub.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_valid_subject(&sub) {
             return Err(AuthError::Invalid);
         }
         Ok(Claims {
@@ -198,6 +200,15 @@ impl JwtVerifier {
             scope: scope.unwrap_or_default().into_boxed_str(),
         })
     }
+}
+
+/// A subject becomes `X-User-Id` and an upstream path segment: 1 to 128
+/// visible ASCII characters that the identifier rule accepts.
+pub fn is_valid_subject(sub: &str) -> bool {
+    !sub.is_empty()
+        && sub.len() <= MAX_SUBJECT_LEN
+        && sub.bytes().all(|b| b.is_ascii_graphic())
+        && crate::upstream::segment::check(sub).is_ok()
 }
 
 /// `exp` and `sub` always required, `nbf` checked, `iss` and `aud` required

@@ -70,5 +70,13 @@ pub async fn dashboard(
             degraded,
         }
     });
-    Composed { result, timings }
+    let degraded = result
+        .as_ref()
+        .map(|d| d.degraded.clone())
+        .unwrap_or_default();
+    Composed {
+        result,
+        timings,
+        degraded,
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::ErrorCode;
+use crate::telemetry::access::DegradedParts;
 use crate::upstream::{Fetched, Freshness, Service, UpstreamError};
 
 /// How one upstream part of a composed reply went, for `Server-Timing`.
@@ -25,6 +26,22 @@ pub use crate::upstream::CallTiming as PartTiming;
 pub struct Composed<T> {
     pub result: Result<T, UpstreamError>,
     pub timings: Vec<PartTiming>,
+    /// The parts that degraded (also in the reply's body), for the access
+    /// log line.
+    pub degraded: Vec<Degraded>,
+}
+
+/// The degraded parts for the access log line, `None` when nothing
+/// degraded.
+pub fn degraded_parts(degraded: &[Degraded]) -> Option<DegradedParts> {
+    if degraded.is_empty() {
+        return None;
+    }
+    let text: Vec<String> = degraded
+        .iter()
+        .map(|d| format!("{}:{}", d.source, d.code.as_str()))
+        .collect();
+    Some(DegradedParts(text.join(",").into()))
 }
 
 /// Runs one part, timing it and naming its outcome.
@@ -89,7 +106,10 @@ pub fn optional<T>(
             Some(fetched.value)
         }
         Err(error) => {
-            tracing::warn!(service = %error.service, %error, "optional part degraded");
+            // Reported once per request in its access line
+            // (`DegradedParts`), not as a log line of its own: a failing
+            // service must not turn every request into a WARN.
+            tracing::debug!(service = %error.service, %error, "optional part degraded");
             degraded.push(Degraded {
                 source: error.service,
                 code: ErrorCode::from(&error),

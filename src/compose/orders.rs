@@ -50,6 +50,27 @@ pub fn validate_lines(lines: &[NewOrderLine]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The key the order service receives: the SHA-256 (hex) of the caller's
+/// subject and the client's key, so two callers who pick the same key get
+/// two independent orders, and one caller's key can neither block nor
+/// reveal another's; the same caller with the same key still gets the same
+/// derived key, so replays work exactly as before.
+pub fn scoped_idempotency_key(subject: &str, client_key: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    use std::fmt::Write as _;
+    let mut hash = Sha256::new();
+    hash.update(b"bff idempotency key\0");
+    hash.update(subject.as_bytes());
+    hash.update(b"\0");
+    hash.update(client_key.as_bytes());
+    hash.finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
 /// Places the order for the caller. Sent exactly once; a client that did not
 /// get an answer retries with the same key and gets the same order.
 pub async fn place_order(
@@ -60,8 +81,26 @@ pub async fn place_order(
 ) -> Result<PlacedOrder, ApiError> {
     validate_idempotency_key(idempotency_key)?;
     validate_lines(&lines)?;
-    Ok(upstreams
-        .orders
-        .place(caller, idempotency_key, lines)
-        .await?)
+    let key = scoped_idempotency_key(caller.user_id(), idempotency_key);
+    Ok(upstreams.orders.place(caller, &key, lines).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_keys_differ_per_caller_and_are_stable() {
+        let a = scoped_idempotency_key("u1", "k");
+        assert_eq!(a, scoped_idempotency_key("u1", "k"));
+        assert_ne!(a, scoped_idempotency_key("u2", "k"));
+        assert_ne!(a, scoped_idempotency_key("u1", "k2"));
+        // No ambiguity where subject and key meet.
+        assert_ne!(
+            scoped_idempotency_key("u1", "2k"),
+            scoped_idempotency_key("u12", "k")
+        );
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
 }

@@ -33,8 +33,10 @@ pub struct Fault {
     pub status: Option<StatusCode>,
     /// With `status`: answer it for this many calls only, then recover.
     pub status_for_calls: Option<u32>,
-    /// Answer 200 with a body that is not valid JSON.
+    /// Answer 200 with a body that is not valid JSON (cut off mid-object).
     pub malformed_body: bool,
+    /// Answer 200 with valid JSON of the wrong shape.
+    pub wrong_shape_body: bool,
     /// Never answer: hold the request until the client gives up.
     pub hang: bool,
     /// Handle the request (an order is placed), then break the connection
@@ -46,6 +48,9 @@ pub struct Fault {
     pub endless_body: bool,
     /// Not a fault: the `Cache-Control` the service puts on its replies.
     pub cache_control: Option<&'static str>,
+    /// Not a fault: the `Age` (seconds) on its replies, as when a cache
+    /// in front of the service already held them that long.
+    pub age: Option<u32>,
     /// Apply only to requests whose path and query start with this
     /// (`/users?` is the batch lookup); all requests when `None`.
     pub target_prefix: Option<String>,
@@ -225,6 +230,11 @@ pub async fn apply_faults(
             HeaderValue::from_static(cache_control),
         );
     }
+    if let Some(age) = fault.age {
+        response
+            .headers_mut()
+            .insert(header::AGE, HeaderValue::from(age));
+    }
     if fault.break_after_handling || fault.slow_body.is_some() {
         let (parts, body) = response.into_parts();
         let body = axum::body::to_bytes(body, usize::MAX)
@@ -232,14 +242,19 @@ pub async fn apply_faults(
             .unwrap_or_default();
         return Response::from_parts(parts, broken_or_slow(body, fault.slow_body));
     }
-    if fault.malformed_body {
+    if fault.malformed_body || fault.wrong_shape_body {
         let (mut parts, _) = response.into_parts();
         parts.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Body::from(r#"{"orders": [{"id": "o1", "#));
+        let body = if fault.malformed_body {
+            r#"{"orders": [{"id": "o1", "#
+        } else {
+            r#"{"unexpected": [1, 2, 3]}"#
+        };
+        return Response::from_parts(parts, Body::from(body));
     }
     response
 }

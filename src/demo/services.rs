@@ -51,6 +51,17 @@ impl Store {
         }
     }
 
+    /// Notifications the service holds for `user_id`, newest first.
+    pub fn notifications_of(&self, user_id: &str) -> Vec<Notification> {
+        self.notifications
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|n| n.user_id == user_id)
+            .cloned()
+            .collect()
+    }
+
     /// Orders the service holds for `user_id` (tests count created orders).
     pub fn orders_of(&self, user_id: &str) -> Vec<Order> {
         let book = self.orders.lock().unwrap_or_else(PoisonError::into_inner);

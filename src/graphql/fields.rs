@@ -19,7 +19,7 @@ use crate::extract::{OrdersWrite, Scope};
 use crate::server::AppState;
 use crate::upstream::orders::NewOrderLine;
 use crate::upstream::users::User;
-use crate::upstream::{Caller, Fetched, UpstreamError, UpstreamErrorKind};
+use crate::upstream::{Caller, Fetched, UpstreamError, UpstreamErrorKind, segment};
 
 /// Per-schema limits resolvers enforce themselves.
 #[derive(Debug, Clone, Copy)]
@@ -205,21 +205,31 @@ pub async fn notifications<U: UserNode>(
     })
 }
 
-/// `order(id:)`: null when it does not exist or is someone else's.
+/// An id from the client that becomes an upstream path segment: refused
+/// with `bad_request`, before any upstream call, when the identifier rule
+/// ([`segment`]) says it could change the path.
+fn path_id(id: &str) -> async_graphql::Result<&str> {
+    segment::check(id)
+        .map(|()| id)
+        .map_err(|e| coded(ErrorCode::BadRequest, e.to_string()))
+}
+
+/// `order(id:)`: null when it does not exist or is someone else's (the
+/// same answer, so ids cannot be probed).
 pub async fn order<U: UserNode>(
     ctx: &Context<'_>,
     id: &ID,
 ) -> async_graphql::Result<Option<Order<U>>> {
+    let id = path_id(id)?;
     let caller = caller(ctx)?;
     match state(ctx)?
         .upstreams()
         .orders
-        .get(caller, id)
+        .get_own(caller, id)
         .await
         .map(Fetched::into_value)
     {
-        Ok(order) if order.user_id == caller.user_id() => Ok(Some(order.into())),
-        Ok(_) => Ok(None),
+        Ok(order) => Ok(Some(order.into())),
         Err(e) if matches!(e.kind, UpstreamErrorKind::NotFound) => Ok(None),
         Err(e) => Err(e).gql(),
     }
@@ -286,18 +296,30 @@ impl<U> Default for NotificationMutations<U> {
 
 #[Object]
 impl<U: UserNode> NotificationMutations<U> {
-    /// Marks one of the caller's notifications read; idempotent.
+    /// Marks one of the caller's notifications read; idempotent. Another
+    /// user's notification is `not_found`, like one that does not exist.
     async fn mark_notification_read(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Notification<U>> {
-        let notification = state(ctx)?
-            .upstreams()
-            .notifications
-            .mark_read(caller(ctx)?, &id)
-            .await
-            .gql()?;
-        Ok(notification.into())
+        let id = path_id(&id)?;
+        let caller = caller(ctx)?;
+        let client = &state(ctx)?.upstreams().notifications;
+        let not_found = || coded(ErrorCode::NotFound, "no such notification");
+        // The service marks any id it is given, and has no read of one
+        // notification: the caller's own list proves ownership first.
+        let Some(own) = client.find_own(caller, id).await.gql()? else {
+            return Err(not_found());
+        };
+        if own.read {
+            // Already read: nothing to change.
+            return Ok(own.into());
+        }
+        let marked = client.mark_read(caller, id).await.gql()?;
+        if marked.user_id != caller.user_id() {
+            return Err(not_found());
+        }
+        Ok(marked.into())
     }
 }

@@ -203,6 +203,13 @@ where
         if let Err(message) = limits::check_document(&parsed, &self.config, self.introspection) {
             return request_failure(media, request_error(ErrorCode::BadRequest, message));
         }
+        if let Err(message) = limits::check_variables(
+            &parsed,
+            wire.operation_name.as_deref(),
+            wire.variables.as_ref(),
+        ) {
+            return request_failure(media, request_error(ErrorCode::BadRequest, message));
+        }
         if method == Method::Get
             && limits::selected_operation_type(&parsed, wire.operation_name.as_deref())
                 == Some(OperationType::Mutation)

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
 
 use crate::config::GraphQlConfig;
@@ -147,14 +148,51 @@ pub fn selected_operation_type(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
 ) -> Option<OperationType> {
+    selected_operation(document, operation_name).map(|op| op.ty)
+}
+
+fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
     match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
+            ops.values().next().map(|op| &op.node)
         }
         (DocumentOperations::Multiple(_), None) => None,
     }
+}
+
+/// The spec's variable coercion, the part async-graphql leaves to the
+/// resolvers: a non-null variable without a default must be given, and not
+/// as `null`. (Values of the wrong type are refused by validation.) Run
+/// before execution, so a missing variable is a request error, not a
+/// field error.
+pub fn check_variables(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<(), String> {
+    let Some(operation) = selected_operation(document, operation_name) else {
+        return Ok(());
+    };
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        if definition.var_type.node.nullable || definition.default_value.is_some() {
+            continue;
+        }
+        let name = definition.name.node.as_str();
+        let given = variables.and_then(|v| v.get(name));
+        if given.is_none_or(serde_json::Value::is_null) {
+            return Err(format!(
+                "variable `${name}` of type `{}` must be given a value",
+                definition.var_type.node
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Visits every field of every operation and fragment definition once,

@@ -90,14 +90,28 @@ impl Nullability {
             OperationType::Mutation => &self.mutation,
             _ => &self.query,
         };
+        let mut cuts = Vec::new();
         for error in errors.iter().filter(|e| !e.path.is_empty()) {
-            match self.nullable_positions(document, root_type, root, &error.path) {
-                Some(positions) => match positions.iter().rposition(|nullable| *nullable) {
-                    Some(cut) => set_null(data, &error.path[..=cut]),
-                    None => *data = Value::Null,
-                },
-                None => continue,
+            let Some(positions) = self.nullable_positions(document, root_type, root, &error.path)
+            else {
+                continue;
+            };
+            match positions.iter().rposition(|nullable| *nullable) {
+                Some(cut) => cuts.push(&error.path[..=cut]),
+                // A non-null field's null reaches `data` itself.
+                None => {
+                    *data = Value::Null;
+                    return;
+                }
             }
+        }
+        // When every root field failed, async-graphql leaves `data` null
+        // even where each of them is nullable: the spec has an object there.
+        if !cuts.is_empty() && *data == Value::Null {
+            *data = Value::Object(Default::default());
+        }
+        for cut in cuts {
+            set_null(data, cut);
         }
     }
 
@@ -276,6 +290,16 @@ mod tests {
             out,
             serde_json::json!({"me": {"name": "Ada", "friend": null}})
         );
+    }
+
+    #[test]
+    fn a_failed_nullable_root_field_alone_nulls_only_itself() {
+        let out = run(
+            "{ order(id: 1) { id } }",
+            serde_json::Value::Null,
+            serde_json::json!(["order"]),
+        );
+        assert_eq!(out, serde_json::json!({"order": null}));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The route is the matched template (`/orders/{id}`), never the raw path,
 //! and the caller appears only as a hash of its subject: neither a flood
-//! of distinct paths nor a token can reach the logs or the metrics.
+//! of distinct paths nor a token can reach the logs or the metrics. A
+//! composed reply's degraded parts are in its line (`degraded`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +17,12 @@ use tracing::Instrument as _;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 use crate::request_context::RequestContext;
 use crate::server::AppState;
+
+/// A reply's degraded parts, as its access line shows them
+/// (`notifications:upstream_timeout,users:stale`): one line per request
+/// says what degraded, instead of a WARN line per failed part.
+#[derive(Debug, Clone)]
+pub struct DegradedParts(pub Arc<str>);
 
 /// The route template that answered, carried out on the reply.
 #[derive(Debug, Clone)]
@@ -87,6 +94,10 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .extensions()
         .get::<SubjectHash>()
         .map_or("", |s| &s.0);
+    let degraded = response
+        .extensions()
+        .get::<DegradedParts>()
+        .map_or("", |d| &d.0);
     span.record("route", route);
     span.in_scope(|| {
         tracing::info!(
@@ -97,6 +108,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             request_id,
             subject,
+            degraded,
             "request"
         );
     });

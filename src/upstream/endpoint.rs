@@ -14,20 +14,61 @@ use url::Url;
 
 use std::sync::Arc;
 
-use super::cache::{CachePolicy, Fetched, Freshness, ReplyCache};
+use super::cache::{Fetched, Freshness, ReplyCache, caching_headers};
 use super::coalesce::{CallKey, Coalescer};
 use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
 use super::{CallTiming, Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
 use crate::config::{BreakerConfig, RetryConfig};
 use crate::metrics::Metrics;
 
+/// Judges a 2xx reply's body before the call counts as a success.
+pub type BodyCheck = fn(&[u8]) -> Result<(), &'static str>;
+
+/// A [`BodyCheck`]: the body decodes as `T`.
+pub fn shape_of<T: DeserializeOwned>(body: &[u8]) -> Result<(), &'static str> {
+    serde_json::from_slice::<T>(body)
+        .map(drop)
+        .map_err(|e| decode_failure(&e))
+}
+
+fn decode_failure(error: &serde_json::Error) -> &'static str {
+    if error.is_data() {
+        "wrong shape"
+    } else {
+        "not JSON"
+    }
+}
+
+/// One upstream request, as every layer below the cache sees it.
+#[derive(Debug)]
+struct Outgoing<'a> {
+    method: Method,
+    url: Url,
+    json_body: Option<Bytes>,
+    idempotency_key: Option<&'a str>,
+    check: BodyCheck,
+}
+
+impl Outgoing<'static> {
+    fn get(url: Url, check: BodyCheck) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            json_body: None,
+            idempotency_key: None,
+            check,
+        }
+    }
+}
+
 /// A reply's status with its decoded body.
 #[derive(Debug, Clone)]
 pub struct Reply<T> {
     pub status: StatusCode,
     pub body: T,
-    /// The service's `Cache-Control`, if any.
-    pub cache_control: Option<String>,
+    /// The reply's caching headers, when it has `Cache-Control` or
+    /// `Expires` and the cache is on.
+    pub caching: Option<reqwest::header::HeaderMap>,
 }
 
 /// How each call to one service is bounded.
@@ -125,8 +166,14 @@ impl Endpoint {
     }
 
     /// The base URL with `segments` appended, each percent-encoded, so an id
-    /// like `../admin` stays one path segment.
+    /// like `a/b` stays one path segment; a segment that could be
+    /// normalised into another path (`..`, `%2e%2e`, ...) is refused and
+    /// nothing is sent.
     pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, UpstreamError> {
+        for segment in segments {
+            super::segment::check(segment)
+                .map_err(|e| self.error(UpstreamErrorKind::UnsafeIdentifier(e)))?;
+        }
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| self.error(UpstreamErrorKind::Transport))?
@@ -147,10 +194,30 @@ impl Endpoint {
         caller: &Caller,
         url: Url,
     ) -> Result<Fetched<T>, UpstreamError> {
+        self.get_json_if(caller, url, |_| true).await
+    }
+
+    /// [`Self::get_json`], where a reply that fails `visible` (another
+    /// user's object) is `NotFound`: reported as such everywhere, metrics
+    /// and `Server-Timing` included, so it reads exactly like an id that
+    /// does not exist.
+    pub async fn get_json_if<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        url: Url,
+        visible: impl FnOnce(&T) -> bool,
+    ) -> Result<Fetched<T>, UpstreamError> {
         self.observed(
             caller,
             &Method::GET,
-            async |caller| self.get_json_unobserved(caller, url).await,
+            async |caller| {
+                let fetched = self.get_json_unobserved(caller, url).await?;
+                if visible(&fetched.value) {
+                    Ok(fetched)
+                } else {
+                    Err(self.error(UpstreamErrorKind::NotFound))
+                }
+            },
             |fetched| fetched.freshness.outcome(),
         )
         .await
@@ -163,7 +230,7 @@ impl Endpoint {
     ) -> Result<Fetched<T>, UpstreamError> {
         let user = caller.user_id();
         let url_key = url.as_str().to_owned();
-        let result = match self.cache.fresh(&url_key, user) {
+        let result = match self.cache.fresh(&url_key, user, caller.headers()) {
             Some(body) => self.decode(&body).map(|value| Fetched {
                 value,
                 freshness: Freshness::CacheHit,
@@ -172,7 +239,7 @@ impl Endpoint {
         };
         match result {
             Err(error) if error.kind.is_service_failure() || error.kind.is_refused() => {
-                match self.cache.stale(&url_key, user) {
+                match self.cache.stale(&url_key, user, caller.headers()) {
                     Some(body) => self.decode(&body).map(|value| Fetched {
                         value,
                         freshness: Freshness::Stale,
@@ -205,21 +272,31 @@ impl Endpoint {
         let call = {
             let endpoint = self.clone();
             let caller = caller.clone();
-            async move { endpoint.hedged_get(&caller, url).await }.boxed()
+            let request = Outgoing::get(url, shape_of::<T>);
+            async move { endpoint.hedged_get(&caller, request).await }.boxed()
         };
         let reply = self.coalescer.run(key, call).await?;
         match reply.status {
             StatusCode::OK => {
                 let value = self.decode(&reply.body)?;
-                let policy = CachePolicy::parse(reply.cache_control.as_deref());
-                self.cache
-                    .store(url_key, caller.user_id(), policy, reply.body);
+                if let Some(caching) = &reply.caching {
+                    self.cache.store(
+                        url_key,
+                        caller.user_id(),
+                        caller.headers(),
+                        caching,
+                        reply.body,
+                    );
+                }
                 Ok(Fetched {
                     value,
                     freshness: Freshness::Upstream,
                 })
             }
             StatusCode::NOT_FOUND => Err(self.error(UpstreamErrorKind::NotFound)),
+            // An answer about the client's request (a bad cursor): it
+            // keeps its meaning, `bad_request`.
+            StatusCode::BAD_REQUEST => Err(self.error(UpstreamErrorKind::Rejected)),
             other => Err(self.error(UpstreamErrorKind::Status(other))),
         }
     }
@@ -227,15 +304,17 @@ impl Endpoint {
     /// A GET, with a second request when the first is still unanswered
     /// after `hedge_after` and the retry budget allows one. The first good
     /// answer wins; the other request is dropped, which cancels it.
-    async fn hedged_get(&self, caller: &Caller, url: Url) -> Result<Reply<Bytes>, UpstreamError> {
+    async fn hedged_get(
+        &self,
+        caller: &Caller,
+        request: Outgoing<'_>,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
         // `send_with_retries`, not `send`: a GET is observed once in
         // `get_json`, and the smaller future keeps every call's state small.
         let Some(hedge_after) = self.hedge_after else {
-            return self
-                .send_with_retries(caller, Method::GET, url, None, None)
-                .await;
+            return self.send_with_retries(caller, &request).await;
         };
-        let first = self.send_with_retries(caller, Method::GET, url.clone(), None, None);
+        let first = self.send_with_retries(caller, &request);
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return result,
@@ -245,7 +324,7 @@ impl Endpoint {
             return first.await;
         }
         // Not a new call for the budget: it already paid for this one.
-        let second = self.send_with_retries(caller, Method::GET, url, None, None);
+        let second = self.send_with_retries(caller, &request);
         tokio::pin!(second);
         let good = |r: &Result<Reply<Bytes>, UpstreamError>| {
             r.as_ref()
@@ -257,7 +336,9 @@ impl Endpoint {
         }
     }
 
-    /// Sends a request and reads its whole (bounded) body. Retried as
+    /// Sends a request and reads its whole (bounded) body; a 2xx body
+    /// must pass `check` (the reply's expected shape), else it is a bad
+    /// reply and counts against the service like a 5xx. Retried as
     /// [`RetryConfig`] says: GETs after a broken connection or a
     /// 502/503/504, a POST only when its connection was never established
     /// (so it cannot have been handled), within the request's deadline and
@@ -267,23 +348,27 @@ impl Endpoint {
         caller: &Caller,
         method: Method,
         url: Url,
-        json_body: Option<Vec<u8>>,
+        json_body: Option<Bytes>,
         idempotency_key: Option<&str>,
+        check: BodyCheck,
     ) -> Result<Reply<Bytes>, UpstreamError> {
+        let request = Outgoing {
+            method,
+            url,
+            json_body,
+            idempotency_key,
+            check,
+        };
         // GETs are observed in `get_json`, once per caller, not per
         // coalesced or hedged request.
-        if method == Method::GET {
-            return self
-                .send_with_retries(caller, method, url, json_body, idempotency_key)
-                .await;
+        if request.method == Method::GET {
+            return self.send_with_retries(caller, &request).await;
         }
+        let method = request.method.clone();
         self.observed(
             caller,
-            &method.clone(),
-            async |caller| {
-                self.send_with_retries(caller, method, url, json_body, idempotency_key)
-                    .await
-            },
+            &method,
+            async |caller| self.send_with_retries(caller, &request).await,
             |_| "ok",
         )
         .await
@@ -341,24 +426,13 @@ impl Endpoint {
     async fn send_with_retries(
         &self,
         caller: &Caller,
-        method: Method,
-        url: Url,
-        json_body: Option<Vec<u8>>,
-        idempotency_key: Option<&str>,
+        request: &Outgoing<'_>,
     ) -> Result<Reply<Bytes>, UpstreamError> {
         self.budget.record_call();
         let mut retries = 0;
         loop {
-            let result = self
-                .attempt(
-                    caller,
-                    method.clone(),
-                    url.clone(),
-                    json_body.clone(),
-                    idempotency_key,
-                )
-                .await;
-            if retries >= self.retry.max_retries || !self.may_retry(&method, &result) {
+            let result = self.attempt(caller, request).await;
+            if retries >= self.retry.max_retries || !self.may_retry(&request.method, &result) {
                 return result;
             }
             // Full jitter: a random wait up to the doubled backoff.
@@ -394,14 +468,13 @@ impl Endpoint {
     }
 
     /// One attempt: fails fast while the circuit is open or the bulkhead
-    /// is full, and never runs past the request's deadline.
+    /// is full, and never runs past the request's deadline. A reply the
+    /// gateway cannot use (a 5xx, a 2xx whose body fails the request's
+    /// check) counts against the service for the breaker and readiness.
     async fn attempt(
         &self,
         caller: &Caller,
-        method: Method,
-        url: Url,
-        json_body: Option<Vec<u8>>,
-        idempotency_key: Option<&str>,
+        request: &Outgoing<'_>,
     ) -> Result<Reply<Bytes>, UpstreamError> {
         let admission = self
             .breaker
@@ -421,8 +494,15 @@ impl Endpoint {
             return Err(self.error(UpstreamErrorKind::Timeout(timeout)));
         }
         let result = self
-            .exchange(caller, method, url, json_body, idempotency_key, timeout)
-            .await;
+            .exchange(caller, request, timeout)
+            .await
+            .and_then(|reply| {
+                if reply.status.is_success() {
+                    (request.check)(&reply.body)
+                        .map_err(|reason| self.error(UpstreamErrorKind::BadBody(reason)))?;
+                }
+                Ok(reply)
+            });
         let failed = match &result {
             Ok(reply) => reply.status.is_server_error(),
             Err(error) => error.kind.is_service_failure(),
@@ -445,35 +525,33 @@ impl Endpoint {
     async fn exchange(
         &self,
         caller: &Caller,
-        method: Method,
-        url: Url,
-        json_body: Option<Vec<u8>>,
-        idempotency_key: Option<&str>,
+        outgoing: &Outgoing<'_>,
         timeout: Duration,
     ) -> Result<Reply<Bytes>, UpstreamError> {
         let mut request = self
             .http
-            .request(method, url)
+            .request(outgoing.method.clone(), outgoing.url.clone())
             .headers(caller.headers().clone())
             .timeout(timeout);
-        if let Some(key) = idempotency_key {
+        if let Some(key) = outgoing.idempotency_key {
             request = request.header("idempotency-key", key);
         }
-        if let Some(body) = json_body {
+        if let Some(body) = &outgoing.json_body {
+            // `Bytes` clones share the buffer: a retry copies nothing.
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
+                .body(body.clone());
         }
         let mut response = request
             .send()
             .await
             .map_err(|e| self.classify(&e, timeout))?;
         let status = response.status();
-        let cache_control = response
-            .headers()
-            .get(reqwest::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let caching = self
+            .cache
+            .is_on()
+            .then(|| caching_headers(response.headers()))
+            .flatten();
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_bytes as u64)
@@ -494,25 +572,22 @@ impl Endpoint {
         Ok(Reply {
             status,
             body: body.freeze(),
-            cache_control,
+            caching,
         })
     }
 
     /// Decodes a JSON body into the service's typed reply.
     pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, UpstreamError> {
-        serde_json::from_slice(body).map_err(|e| {
-            let reason = if e.is_data() {
-                "wrong shape"
-            } else {
-                "not JSON"
-            };
-            self.error(UpstreamErrorKind::BadBody(reason))
-        })
+        serde_json::from_slice(body)
+            .map_err(|e| self.error(UpstreamErrorKind::BadBody(decode_failure(&e))))
     }
 
-    /// Serializes a request body; our own types always serialize.
-    pub fn encode<T: Serialize>(&self, body: &T) -> Vec<u8> {
-        serde_json::to_vec(body).unwrap_or_default()
+    /// Serializes a request body.
+    pub fn encode<T: Serialize>(&self, body: &T) -> Bytes {
+        Bytes::from(
+            serde_json::to_vec(body)
+                .expect("request bodies are plain structs of strings and numbers"),
+        )
     }
 
     pub fn error(&self, kind: UpstreamErrorKind) -> UpstreamError {

@@ -3,7 +3,7 @@
 //! service costs its own part of a reply and is never hammered harder.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -54,6 +54,45 @@ struct Counters {
     window_start: Instant,
     window_calls: u32,
     window_failures: u32,
+    /// A service that keeps failing reopens the circuit after every
+    /// probe: one WARN line per interval says so, not one per reopening.
+    open_warning: RepeatedWarning,
+}
+
+/// How often the same breaker may log "circuit open" at WARN.
+const OPEN_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// At most one WARN line per `every` for one repeated event; the lines
+/// held back meanwhile are counted in the next one.
+#[derive(Debug)]
+struct RepeatedWarning {
+    every: Duration,
+    last: Option<Instant>,
+    held_back: u32,
+}
+
+impl RepeatedWarning {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            held_back: 0,
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be
+    /// written at `now`; `None` (and one more held back) when not.
+    fn allow(&mut self, now: Instant) -> Option<u32> {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.every)
+        {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
 }
 
 /// A circuit breaker for one upstream.
@@ -84,6 +123,7 @@ impl CircuitBreaker {
                 window_start: Instant::now(),
                 window_calls: 0,
                 window_failures: 0,
+                open_warning: RepeatedWarning::new(OPEN_WARNING_EVERY),
             }),
         }
     }
@@ -164,12 +204,19 @@ impl CircuitBreaker {
                     c.phase = Phase::Open {
                         until: now + self.config.open_for,
                     };
-                    tracing::warn!(
-                        service = %self.service,
-                        consecutive_failures = c.consecutive_failures,
-                        open_for = ?self.config.open_for,
-                        "circuit open: failing fast"
-                    );
+                    match c.open_warning.allow(now) {
+                        Some(held_back) => tracing::warn!(
+                            service = %self.service,
+                            consecutive_failures = c.consecutive_failures,
+                            open_for = ?self.config.open_for,
+                            reopened_since_last_warning = held_back,
+                            "circuit open: failing fast"
+                        ),
+                        None => tracing::debug!(
+                            service = %self.service,
+                            "circuit open again: failing fast"
+                        ),
+                    }
                 }
             }
         }
@@ -274,9 +321,19 @@ impl Bulkhead {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    #[test]
+    fn a_repeated_warning_is_written_once_per_interval_with_the_count_held_back() {
+        let start = Instant::now();
+        let mut warning = RepeatedWarning::new(Duration::from_secs(60));
+        assert_eq!(warning.allow(start), Some(0));
+        for s in 1..=10 {
+            assert_eq!(warning.allow(start + Duration::from_secs(s * 5)), None);
+        }
+        assert_eq!(warning.allow(start + Duration::from_secs(61)), Some(10));
+        assert_eq!(warning.allow(start + Duration::from_secs(62)), None);
+    }
 
     fn breaker(open_for: Duration) -> CircuitBreaker {
         CircuitBreaker::new(

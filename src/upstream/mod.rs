@@ -12,6 +12,7 @@ mod endpoint;
 pub mod guard;
 pub mod notifications;
 pub mod orders;
+pub mod segment;
 pub mod users;
 
 use std::fmt;
@@ -22,7 +23,7 @@ use reqwest::StatusCode;
 
 pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
-pub use endpoint::{Endpoint, EndpointLimits};
+pub use endpoint::{BodyCheck, Endpoint, EndpointLimits, shape_of};
 pub use notifications::NotificationsClient;
 pub use orders::OrdersClient;
 pub use users::UsersClient;
@@ -116,6 +117,10 @@ pub enum UpstreamErrorKind {
     /// Not attempted: too many calls to the service are in flight.
     #[error("has too many calls in flight")]
     Overloaded,
+    /// Not attempted: an identifier would have changed the upstream path
+    /// (see [`segment`]).
+    #[error("was not called: {0}")]
+    UnsafeIdentifier(segment::UnsafeSegment),
 }
 
 impl UpstreamErrorKind {
@@ -129,7 +134,8 @@ impl UpstreamErrorKind {
             | Self::Conflict
             | Self::Rejected
             | Self::CircuitOpen
-            | Self::Overloaded => false,
+            | Self::Overloaded
+            | Self::UnsafeIdentifier(_) => false,
         }
     }
 
@@ -152,6 +158,7 @@ impl UpstreamErrorKind {
             Self::Rejected => "rejected",
             Self::CircuitOpen => "open-circuit",
             Self::Overloaded => "overloaded",
+            Self::UnsafeIdentifier(_) => "unsafe-identifier",
         }
     }
 }

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind};
+use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, shape_of};
 
 /// The service's `Notification`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,9 @@ pub struct NotificationsPage {
     pub notifications: Vec<Notification>,
     pub unread_count: u64,
 }
+
+/// The most notifications one list call returns (the service's limit).
+pub const OWNERSHIP_PAGE: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct NotificationsClient {
@@ -58,6 +61,34 @@ impl NotificationsClient {
         self.endpoint.get_json(caller, url).await
     }
 
+    /// The caller's own notification `id`, found in their newest
+    /// [`OWNERSHIP_PAGE`] notifications or, past those, their newest
+    /// [`OWNERSHIP_PAGE`] unread ones; `None` when it is not theirs (or
+    /// does not exist). This is the ownership check before
+    /// [`Self::mark_read`], which the service would run for anyone's id:
+    /// one call, two for a user with more notifications than a page.
+    pub async fn find_own(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Option<Notification>, UpstreamError> {
+        for unread_only in [false, true] {
+            let page = self
+                .list_for_user(caller, caller.user_id(), OWNERSHIP_PAGE, unread_only)
+                .await?
+                .value;
+            let seen_all = page.notifications.len() < OWNERSHIP_PAGE as usize;
+            let found = page
+                .notifications
+                .into_iter()
+                .find(|n| n.id == id && n.user_id == caller.user_id());
+            if found.is_some() || seen_all {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
     /// `POST /notifications/{id}/read`; idempotent per the service contract.
     pub async fn mark_read(
         &self,
@@ -67,7 +98,14 @@ impl NotificationsClient {
         let url = self.endpoint.url(&["notifications", id, "read"], &[])?;
         let reply = self
             .endpoint
-            .send(caller, Method::POST, url, None, None)
+            .send(
+                caller,
+                Method::POST,
+                url,
+                None,
+                None,
+                shape_of::<Notification>,
+            )
             .await?;
         match reply.status {
             StatusCode::OK => self.endpoint.decode(&reply.body),

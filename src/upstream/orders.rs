@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind};
+use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, shape_of};
 
 /// The service's `Order`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,10 +96,19 @@ impl OrdersClient {
         self.endpoint.get_json(caller, url).await
     }
 
-    /// `GET /orders/{id}`.
-    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Fetched<Order>, UpstreamError> {
+    /// `GET /orders/{id}`, when it is the caller's: another user's order
+    /// is `NotFound`, exactly like one that does not exist.
+    pub async fn get_own(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Fetched<Order>, UpstreamError> {
         let url = self.endpoint.url(&["orders", id], &[])?;
-        self.endpoint.get_json(caller, url).await
+        self.endpoint
+            .get_json_if(caller, url, |order: &Order| {
+                order.user_id == caller.user_id()
+            })
+            .await
     }
 
     /// `POST /orders` with the client's idempotency key. Sent again only
@@ -119,7 +128,14 @@ impl OrdersClient {
         });
         let reply = self
             .endpoint
-            .send(caller, Method::POST, url, Some(body), Some(idempotency_key))
+            .send(
+                caller,
+                Method::POST,
+                url,
+                Some(body),
+                Some(idempotency_key),
+                shape_of::<Order>,
+            )
             .await?;
         let created = match reply.status {
             StatusCode::CREATED => true,

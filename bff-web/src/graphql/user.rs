@@ -25,8 +25,12 @@ impl User {
         Ok(self.0.profile(ctx).await?.name.clone())
     }
 
-    async fn email(&self, ctx: &Context<'_>) -> Result<String> {
-        Ok(self.0.profile(ctx).await?.email.clone())
+    /// The caller's own e-mail address; null for every other user.
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if fields::caller(ctx)?.user_id() != self.0.id() {
+            return Ok(None);
+        }
+        Ok(Some(self.0.profile(ctx).await?.email.clone()))
     }
 
     async fn avatar_url(&self, ctx: &Context<'_>) -> Result<String> {
