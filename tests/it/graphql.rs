@@ -1,16 +1,14 @@
 //! `/graphql`: batching, partial data, limits, GraphQL over HTTP, profiles,
 //! trusted documents, persisted queries and mutations.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::{Bff, TestApp, json_body};
 use bff_core::demo::Fault;
 use bff_core::graphql::document_hash;
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Bff, TestApp, json_body};
 
 fn code_of(error: &Value) -> &str {
     error["extensions"]["code"].as_str().unwrap_or_default()
@@ -417,7 +415,7 @@ async fn development_serves_graphiql_introspection_and_suggestions() {
     );
 }
 
-const DASHBOARD: &str = include_str!("../bff-mobile/operations/Dashboard.graphql");
+const DASHBOARD: &str = include_str!("../../bff-mobile/operations/Dashboard.graphql");
 
 #[tokio::test]
 async fn mobile_production_runs_only_trusted_operations() {

@@ -3,13 +3,11 @@
 //! reference resolves, the probes hit routes that answer, the ports match
 //! the config, and the image is multi-stage and non-root.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Bff, TestApp};
 use bff_core::config::{Config, ConfigSources};
 use reqwest::StatusCode;
-use support::{Bff, TestApp};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

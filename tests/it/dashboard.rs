@@ -1,14 +1,12 @@
 //! `GET /user-dashboard`: shapes, concurrency and the partial-failure policy.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Bff, TestApp, assert_error_body, json_body, keys};
 use bff_core::demo::Fault;
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Bff, TestApp, assert_error_body, json_body, keys};
 
 #[tokio::test]
 async fn web_dashboard_matches_the_contract_shape() {

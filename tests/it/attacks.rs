@@ -2,16 +2,16 @@
 //! case, each asserting the status, the error code, and that no upstream
 //! call was made.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::keys::{self, JwksServer};
+use crate::support::{
+    Bff, SECRET, TestApp, assert_error_body, json_body, now, raw_http, sign_hs256,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::keys::{self, JwksServer};
-use support::{Bff, SECRET, TestApp, assert_error_body, json_body, now, raw_http, sign_hs256};
 
 const ISSUER: &str = "https://id.example.test";
 const AUDIENCE: &str = "bff-web";

@@ -1,8 +1,6 @@
 //! Test harness: each test gets its own BFF on `127.0.0.1:0` in front of
 //! its own demo upstreams, which it can make misbehave and inspect.
 
-#![allow(dead_code)]
-
 pub mod keys;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

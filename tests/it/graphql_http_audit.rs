@@ -2,13 +2,11 @@
 //! live BFFs: zero MUST failures. Needs Node.js and `npm ci` in
 //! `tests/graphql-http` (the test command does both).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::support::{Bff, TestApp};
 use serde_json::Value;
-use support::{Bff, TestApp};
 
 /// Runs the audit against `app` and returns (MUST failures, other warnings).
 async fn audit(app: &TestApp) -> (Vec<String>, Vec<String>) {

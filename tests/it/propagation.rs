@@ -1,11 +1,9 @@
 //! Request id and trace context: kept or started, echoed, sent upstream
 //! with the caller's identity.
 
-mod support;
-
+use crate::support::{Bff, TestApp, assert_error_body, json_body};
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
-use support::{Bff, TestApp, assert_error_body, json_body};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";

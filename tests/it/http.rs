@@ -1,14 +1,12 @@
 //! HTTP plumbing: contract errors for every failure, operations endpoints,
 //! graceful shutdown. Body limits are in `attacks.rs`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Bff, TestApp, assert_error_body, json_body};
 use bff_core::demo::Fault;
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
-use support::{Bff, TestApp, assert_error_body, json_body};
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_contract_errors() {

@@ -1,15 +1,13 @@
 //! A slow or failing upstream costs its own part of a reply and nothing
 //! more: the fault kit against the gateway's bounds.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Bff, TestApp, assert_error_body, json_body};
 use bff_core::demo::Fault;
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Bff, TestApp, assert_error_body, json_body};
 
 fn fault(f: impl FnOnce(&mut Fault)) -> Fault {
     let mut fault = Fault::default();

@@ -1,8 +1,6 @@
 //! Signing keys generated at test time (none is committed), a JWKS server
 //! that counts its fetches, and token minting.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -18,7 +16,6 @@ use serde_json::Value;
 pub struct SigningKey {
     pub algorithm: Algorithm,
     pub encoding: EncodingKey,
-    pub private_pem: String,
     pub public_pem: String,
     /// Ed25519's raw public key: jsonwebtoken cannot derive its JWK.
     ed25519_public: Option<[u8; 32]>,
@@ -60,7 +57,6 @@ fn generate_rsa() -> SigningKey {
             .to_public_key()
             .to_public_key_pem(LineEnding::LF)
             .expect("pem"),
-        private_pem,
         ed25519_public: None,
     }
 }
@@ -92,7 +88,6 @@ pub fn p256() -> &'static SigningKey {
                 .public_key()
                 .to_public_key_pem(LineEnding::LF)
                 .expect("pem"),
-            private_pem,
             ed25519_public: None,
         }
     })
@@ -114,7 +109,6 @@ pub fn ed25519() -> &'static SigningKey {
                 .verifying_key()
                 .to_public_key_pem(LineEnding::LF)
                 .expect("pem"),
-            private_pem,
             ed25519_public: Some(signing.verifying_key().to_bytes()),
         }
     })

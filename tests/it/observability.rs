@@ -2,18 +2,16 @@
 //! bounded labels; `/readyz` reports each upstream; TLS with HTTP/2;
 //! compression of large replies only.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use crate::support::{Bff, TestApp};
 use bff_core::demo::Fault;
 use bff_core::upstream::Service;
 use futures_util::StreamExt as _;
 use prometheus_parse::{Scrape, Value as Metric};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Bff, TestApp};
 
 /// One scrape of `/metrics`, parsed by a Prometheus text-format parser.
 async fn scrape(app: &TestApp) -> Scrape {
@@ -85,7 +83,7 @@ async fn metrics_count_a_scripted_mix_of_traffic_exactly() {
     );
     let degraded = app.dashboard(&app.token("u3", "")).await;
     assert_eq!(degraded.status(), StatusCode::OK);
-    let (_, _, body) = support::json_body(degraded).await;
+    let (_, _, body) = crate::support::json_body(degraded).await;
     assert_eq!(body["degraded"][0]["source"], "notifications", "{body}");
     app.fault(Service::Notifications, Fault::default());
     // No token: 401, no upstream call.
@@ -252,7 +250,7 @@ async fn label_sets_stay_fixed_under_distinct_paths_and_users() {
 #[tokio::test]
 async fn readyz_reports_each_upstream_with_its_last_success() {
     let app = TestApp::spawn(Bff::Web).await;
-    let (_, _, body) = support::json_body(app.get("/readyz", None).await).await;
+    let (_, _, body) = crate::support::json_body(app.get("/readyz", None).await).await;
     assert_eq!(body["status"], "ready");
     for service in ["users", "orders", "notifications"] {
         assert_eq!(body["upstreams"][service]["circuit"], "closed", "{body}");
@@ -265,7 +263,7 @@ async fn readyz_reports_each_upstream_with_its_last_success() {
         app.dashboard(&app.token("u1", "")).await.status(),
         StatusCode::OK
     );
-    let (_, _, body) = support::json_body(app.get("/readyz", None).await).await;
+    let (_, _, body) = crate::support::json_body(app.get("/readyz", None).await).await;
     for service in ["users", "orders", "notifications"] {
         let last = body["upstreams"][service]["lastSuccess"]
             .as_str()
@@ -351,7 +349,7 @@ async fn a_silent_tls_connection_is_closed_at_the_header_timeout() {
         .await
         .expect("connect");
     assert!(
-        support::closed_within(&mut silent, Duration::from_secs(5)).await,
+        crate::support::closed_within(&mut silent, Duration::from_secs(5)).await,
         "a connection that never started its TLS handshake was kept open"
     );
 }
@@ -381,7 +379,7 @@ async fn tls_offers_http2_by_alpn_and_http1_to_older_clients() {
         reply.headers()["strict-transport-security"],
         "max-age=31536000"
     );
-    let (_, _, body) = support::json_body(reply).await;
+    let (_, _, body) = crate::support::json_body(reply).await;
     assert_eq!(body["profile"]["id"], "u1");
 
     let reply = pki
@@ -395,7 +393,7 @@ async fn tls_offers_http2_by_alpn_and_http1_to_older_clients() {
     assert_eq!(reply.status(), StatusCode::OK);
 
     // Plain HTTP on the TLS port gets no reply.
-    let plain = support::raw_http(
+    let plain = crate::support::raw_http(
         app.addr(),
         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
         Duration::from_secs(5),

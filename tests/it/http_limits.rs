@@ -1,12 +1,12 @@
 //! The HTTP door: header limits, slow clients, connection cap, CORS,
 //! security headers, client IPs behind proxies, the per-IP limit.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    Bff, TestApp, assert_error_body, closed_within, exchange, json_body, raw_http,
+};
 use reqwest::StatusCode;
-use support::{Bff, TestApp, assert_error_body, closed_within, exchange, json_body, raw_http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

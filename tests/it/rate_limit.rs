@@ -1,9 +1,7 @@
 //! Rate limiting: per subject, with the RateLimit headers on every reply.
 
-mod support;
-
+use crate::support::{Bff, TestApp, assert_error_body, json_body};
 use reqwest::StatusCode;
-use support::{Bff, TestApp, assert_error_body, json_body};
 
 fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
     headers

@@ -1,12 +1,10 @@
 //! Authentication as a client sees it when things are right; the refused
 //! cases are in `attacks.rs`, one test each.
 
-mod support;
-
+use crate::support::keys;
+use crate::support::{Bff, SECRET, TestApp, assert_error_body, json_body, now, sign_hs256};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::keys;
-use support::{Bff, SECRET, TestApp, assert_error_body, json_body, now, sign_hs256};
 
 #[tokio::test]
 async fn a_valid_token_with_issuer_and_audience_is_accepted() {

@@ -1,11 +1,9 @@
 //! `POST /orders`: scope, idempotency key, validation, one order per key.
 
-mod support;
-
+use crate::support::{Bff, TestApp, assert_error_body, json_body};
 use bff_core::upstream::Service;
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{Bff, TestApp, assert_error_body, json_body};
 
 fn one_mug() -> serde_json::Value {
     json!({"items": [{"sku": "sku-mug", "quantity": 2}]})

@@ -1,0 +1,20 @@
+//! The gateway's black-box tests, one test binary: each module starts the
+//! real router on `127.0.0.1:0` in front of real HTTP upstreams (the demo
+//! services) and checks what a client or an operator would notice.
+
+mod support;
+
+mod attacks;
+mod auth;
+mod dashboard;
+mod deploy;
+mod graphql;
+mod graphql_http_audit;
+mod http;
+mod http_limits;
+mod observability;
+mod orders;
+mod propagation;
+mod rate_limit;
+mod resilience;
+mod schema;
