@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bff_core::AppState;
 use bff_core::config::{Config, ConfigSources, Secret};
+use bff_core::demo::Service;
 use bff_core::demo::token::{DevClaims, hs256};
 use bff_core::demo::{DemoUpstreams, Fault};
-use bff_core::upstream::Service;
 
 const REQUESTS: usize = 2_000;
 const CONCURRENCY: usize = 8;

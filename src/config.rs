@@ -13,6 +13,10 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::upstream::config::{
+    BreakerConfig, BreakerOverrides, RetryConfig, RetryOverrides, UpstreamConfig, UpstreamSettings,
+    UpstreamsConfig,
+};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
@@ -221,162 +225,6 @@ impl Default for Config {
             tls: TlsConfig::default(),
         }
     }
-}
-
-/// `all` holds the defaults every upstream inherits; each named upstream
-/// sets its URL and may override them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamsConfig {
-    pub all: UpstreamDefaults,
-    pub users: UpstreamConfig,
-    pub orders: UpstreamConfig,
-    pub notifications: UpstreamConfig,
-}
-
-/// Settings shared by every upstream call.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamDefaults {
-    /// Total time for one call, from sending to the last body byte.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Time to establish a TCP (and TLS) connection; shared by all upstreams.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Largest reply body accepted; a larger one is a bad response.
-    pub max_response_bytes: usize,
-    /// Idle pooled connections kept per upstream host.
-    pub pool_max_idle_per_host: usize,
-    /// How long an idle pooled connection is kept.
-    #[serde(with = "humantime_serde")]
-    pub pool_idle_timeout: Duration,
-    /// Most calls in flight to one upstream; more fail at once (bulkhead).
-    pub max_in_flight: usize,
-    /// When calls to an upstream stop being attempted for a while.
-    pub breaker: BreakerConfig,
-    /// When a failed call is tried again.
-    pub retry: RetryConfig,
-    /// Bytes of GET replies kept in memory per upstream, keys included
-    /// (0: no cache). Replies are kept only as the service's
-    /// `Cache-Control` allows; the least recently used go first.
-    pub cache_max_bytes: usize,
-    /// When a call fails, a kept reply at most this far past its `max-age`
-    /// is served instead, and the part is marked `stale`.
-    #[serde(with = "humantime_serde")]
-    pub stale_if_error: Duration,
-    /// Hedging, off when unset: a GET still unanswered after this long
-    /// gets a second request (from the retry budget); the first good
-    /// answer wins and the other is cancelled.
-    #[serde(with = "humantime_serde")]
-    pub hedge_after: Option<Duration>,
-}
-
-/// Retries: GETs after a broken connection or a 502/503/504, a POST only
-/// when its connection was never established. Up to `max_retries` per
-/// call with full-jitter exponential backoff from `backoff`, within the
-/// request's deadline, and within a budget: retries in a `budget_window`
-/// stay under `budget_ratio` of the calls plus `budget_floor`, so a
-/// failing service sees at most about 1.2 times its normal load.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    pub max_retries: u32,
-    #[serde(with = "humantime_serde")]
-    pub backoff: Duration,
-    pub budget_ratio: f64,
-    pub budget_floor: u32,
-    #[serde(with = "humantime_serde")]
-    pub budget_window: Duration,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            max_retries: 2,
-            backoff: Duration::from_millis(25),
-            budget_ratio: 0.2,
-            budget_floor: 10,
-            budget_window: Duration::from_secs(10),
-        }
-    }
-}
-
-/// A circuit breaker: opens after `consecutive_failures` failures in a row,
-/// or when `failure_ratio` of at least `min_calls` calls in a `window`
-/// failed; stays open for `open_for`, then lets `half_open_probes` calls
-/// test the service: a success closes it, a failure opens it again.
-/// Failures are timeouts, broken connections, 5xx and unusable replies.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BreakerConfig {
-    pub consecutive_failures: u32,
-    pub failure_ratio: f64,
-    pub min_calls: u32,
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub open_for: Duration,
-    pub half_open_probes: u32,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            consecutive_failures: 5,
-            failure_ratio: 0.5,
-            min_calls: 20,
-            window: Duration::from_secs(10),
-            open_for: Duration::from_secs(5),
-            half_open_probes: 1,
-        }
-    }
-}
-
-impl Default for UpstreamDefaults {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_millis(800),
-            connect_timeout: Duration::from_millis(250),
-            max_response_bytes: 1024 * 1024,
-            pool_max_idle_per_host: 64,
-            pool_idle_timeout: Duration::from_secs(60),
-            max_in_flight: 256,
-            breaker: BreakerConfig::default(),
-            retry: RetryConfig::default(),
-            cache_max_bytes: 32 * 1024 * 1024,
-            stale_if_error: Duration::from_secs(60),
-            hedge_after: None,
-        }
-    }
-}
-
-/// One named upstream service.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamConfig {
-    /// Base URL, `http` or `https`; required.
-    pub url: Option<Url>,
-    /// Overrides `upstreams.all.timeout`.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    /// Overrides `upstreams.all.max_response_bytes`.
-    pub max_response_bytes: Option<usize>,
-    /// Overrides `upstreams.all.max_in_flight`.
-    pub max_in_flight: Option<usize>,
-    /// Replaces `upstreams.all.breaker` as a whole (unset fields take the
-    /// built-in defaults).
-    pub breaker: Option<BreakerConfig>,
-    /// Replaces `upstreams.all.retry` as a whole.
-    pub retry: Option<RetryConfig>,
-    /// Overrides `upstreams.all.cache_max_bytes`.
-    pub cache_max_bytes: Option<usize>,
-    /// Overrides `upstreams.all.stale_if_error`.
-    #[serde(with = "humantime_serde")]
-    pub stale_if_error: Option<Duration>,
-    /// Overrides `upstreams.all.hedge_after`.
-    #[serde(with = "humantime_serde")]
-    pub hedge_after: Option<Duration>,
 }
 
 /// Token verification. Exactly one of `hs256_secret`, `public_key_pem` and
@@ -651,61 +499,7 @@ impl Config {
 
     /// Checks what types alone cannot: required keys and sane values.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, upstream) in self.upstreams.named() {
-            let key = format!("upstreams.{name}.url");
-            let url = upstream
-                .url
-                .as_ref()
-                .ok_or_else(|| ConfigError::invalid(&key, "is required"))?;
-            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-                return Err(ConfigError::invalid(&key, "must be an http or https URL"));
-            }
-            if upstream.timeout.is_some_and(|t| t.is_zero()) {
-                return Err(ConfigError::invalid(
-                    &format!("upstreams.{name}.timeout"),
-                    "must be above zero",
-                ));
-            }
-        }
-        for (name, upstream) in self.upstreams.named() {
-            let breaker = upstream
-                .breaker
-                .as_ref()
-                .unwrap_or(&self.upstreams.all.breaker);
-            let key = if upstream.breaker.is_some() {
-                format!("upstreams.{name}.breaker")
-            } else {
-                "upstreams.all.breaker".to_owned()
-            };
-            if breaker.consecutive_failures == 0 || breaker.half_open_probes == 0 {
-                return Err(ConfigError::invalid(
-                    &key,
-                    "consecutive_failures and half_open_probes must be above zero",
-                ));
-            }
-            if !(breaker.failure_ratio > 0.0 && breaker.failure_ratio <= 1.0) {
-                return Err(ConfigError::invalid(
-                    &key,
-                    "failure_ratio must be in (0, 1]",
-                ));
-            }
-            if upstream
-                .max_in_flight
-                .unwrap_or(self.upstreams.all.max_in_flight)
-                == 0
-            {
-                return Err(ConfigError::invalid(
-                    &format!("upstreams.{name}.max_in_flight"),
-                    "must be above zero",
-                ));
-            }
-        }
-        if self.upstreams.all.timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "upstreams.all.timeout",
-                "must be above zero",
-            ));
-        }
+        self.validate_upstreams()?;
         self.auth.validate()?;
         self.cors.validate()?;
         if self.http.max_header_bytes < 1024 {
@@ -773,14 +567,66 @@ impl Config {
     }
 }
 
-impl UpstreamsConfig {
-    /// The named upstreams with their config keys.
-    pub fn named(&self) -> [(&'static str, &UpstreamConfig); 3] {
-        [
-            ("users", &self.users),
-            ("orders", &self.orders),
-            ("notifications", &self.notifications),
-        ]
+impl Config {
+    /// Each named upstream has a usable URL; `all` has none; every
+    /// upstream's merged settings are sane. Errors name the key that was set.
+    fn validate_upstreams(&self) -> Result<(), ConfigError> {
+        if self.upstreams.all().url.is_some() {
+            return Err(ConfigError::invalid(
+                "upstreams.all.url",
+                "is not allowed: each upstream sets its own url",
+            ));
+        }
+        for (name, upstream) in self.upstreams.named() {
+            let key = format!("upstreams.{name}.url");
+            let url = upstream
+                .url
+                .as_ref()
+                .ok_or_else(|| ConfigError::invalid(&key, "is required"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+                return Err(ConfigError::invalid(&key, "must be an http or https URL"));
+            }
+            // The key a merged value came from: the upstream's own, or `all`'s.
+            let origin = |field: &str, own: bool| {
+                let table = if own { name } else { "all" };
+                format!("upstreams.{table}.{field}")
+            };
+            let all = self.upstreams.all();
+            let settings = self.upstreams.resolve(name);
+            if settings.timeout.is_zero() {
+                return Err(ConfigError::invalid(
+                    &origin(
+                        "timeout",
+                        upstream.timeout.is_some() || all.timeout.is_none(),
+                    ),
+                    "must be above zero",
+                ));
+            }
+            let breaker = &settings.breaker;
+            if breaker.consecutive_failures == 0 || breaker.half_open_probes == 0 {
+                return Err(ConfigError::invalid(
+                    &origin(
+                        "breaker",
+                        upstream.breaker.consecutive_failures.is_some()
+                            || upstream.breaker.half_open_probes.is_some(),
+                    ),
+                    "consecutive_failures and half_open_probes must be above zero",
+                ));
+            }
+            if !(breaker.failure_ratio > 0.0 && breaker.failure_ratio <= 1.0) {
+                return Err(ConfigError::invalid(
+                    &origin("breaker", upstream.breaker.failure_ratio.is_some()),
+                    "failure_ratio must be in (0, 1]",
+                ));
+            }
+            if settings.max_in_flight == 0 {
+                return Err(ConfigError::invalid(
+                    &origin("max_in_flight", upstream.max_in_flight.is_some()),
+                    "must be above zero",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -952,10 +798,14 @@ mod tests {
     #[test]
     fn human_durations_and_overrides_apply() {
         let config = load("[upstreams.all]\ntimeout = \"2s\"").expect("valid config");
-        assert_eq!(config.upstreams.all.timeout, Duration::from_secs(2));
+        assert_eq!(config.upstreams.all().timeout, Some(Duration::from_secs(2)));
         assert_eq!(
-            config.upstreams.orders.timeout,
+            config.upstreams.get("orders").and_then(|o| o.timeout),
             Some(Duration::from_millis(300))
+        );
+        assert_eq!(
+            config.upstreams.resolve("users").timeout,
+            Duration::from_secs(2)
         );
     }
 

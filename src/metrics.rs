@@ -17,7 +17,7 @@ use prometheus::{
 };
 
 use crate::upstream::guard::CircuitState;
-use crate::upstream::{Service, UpstreamHealth};
+use crate::upstream::{UpstreamHealth, UpstreamName};
 
 /// Distinct GraphQL operation names given their own label value.
 pub const MAX_OPERATION_NAMES: usize = 64;
@@ -170,9 +170,9 @@ impl Metrics {
     }
 
     /// One upstream call (or cache answer) made for a request.
-    pub fn observe_upstream(&self, service: Service, outcome: &'static str, elapsed: Duration) {
+    pub fn observe_upstream(&self, upstream: &str, outcome: &'static str, elapsed: Duration) {
         self.upstream_calls
-            .with_label_values(&[service.as_str(), outcome])
+            .with_label_values(&[upstream, outcome])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -226,7 +226,7 @@ impl Metrics {
 
     /// The text exposition of every metric, with the circuit states as
     /// they are now.
-    pub fn render(&self, upstreams: &[(Service, UpstreamHealth)]) -> String {
+    pub fn render(&self, upstreams: &[(UpstreamName, UpstreamHealth)]) -> String {
         for (service, health) in upstreams {
             for state in [
                 CircuitState::Closed,

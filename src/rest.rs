@@ -55,7 +55,7 @@ pub async fn place_order(
     caller: Caller,
     Json(body): Json<PlaceOrderBody>,
 ) -> Result<(StatusCode, axum::Json<OrderView>), ApiError> {
-    let placed = compose::orders::place_order(state.upstreams(), &caller, &key, body.items).await?;
+    let placed = compose::orders::place_order(state.shop(), &caller, &key, body.items).await?;
     let status = if placed.created {
         StatusCode::CREATED
     } else {

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bff_core::demo::DemoUpstreams;
-use bff_core::upstream::Service;
+use bff_core::demo::Service;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;

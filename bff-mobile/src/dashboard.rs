@@ -46,7 +46,7 @@ pub struct OrderSummary {
 
 /// `GET /user-dashboard`, with `Server-Timing` for each upstream part.
 pub async fn user_dashboard(State(state): State<AppState>, caller: Caller) -> Response {
-    dashboard(state.upstreams(), &caller, WANTED)
+    dashboard(state.shop(), &caller, WANTED)
         .await
         .respond(|d| Json(MobileDashboard::from(d)))
 }

@@ -529,7 +529,7 @@ impl Collector {
 
 #[test]
 fn traces_continue_the_client_and_reach_an_otlp_collector() {
-    use bff_core::upstream::Service;
+    use bff_core::demo::Service;
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const CLIENT_SPAN: &str = "00f067aa0ba902b7";
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -595,7 +595,7 @@ fn traces_continue_the_client_and_reach_an_otlp_collector() {
 
 #[test]
 fn a_degraded_part_is_reported_in_the_access_line_not_as_a_warn_per_request() {
-    use bff_core::upstream::Service;
+    use bff_core::demo::Service;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let upstreams = runtime.block_on(async {
         bff_core::demo::DemoUpstreams::start()

@@ -4,7 +4,7 @@ use super::{Composed, Degraded, optional, required, timed};
 use crate::upstream::notifications::NotificationsPage;
 use crate::upstream::orders::Order;
 use crate::upstream::users::User;
-use crate::upstream::{Caller, Service, Upstreams};
+use crate::upstream::{Caller, ShopClients};
 
 /// How much of each part a BFF wants.
 #[derive(Debug, Clone, Copy)]
@@ -31,21 +31,21 @@ pub struct Dashboard {
 /// Fetches the three parts concurrently: the reply costs the slowest call,
 /// not the sum. The profile is required, orders and notifications optional.
 pub async fn dashboard(
-    upstreams: &Upstreams,
+    upstreams: &ShopClients,
     caller: &Caller,
     wanted: DashboardWanted,
 ) -> Composed<Dashboard> {
     let user_id = caller.user_id();
     let ((profile, profile_timing), (orders, orders_timing), (notifications, notifications_timing)) = tokio::join!(
-        timed(Service::Users, upstreams.users.get(caller, user_id)),
+        timed(upstreams.users.name(), upstreams.users.get(caller, user_id)),
         timed(
-            Service::Orders,
+            upstreams.orders.name(),
             upstreams
                 .orders
                 .list_for_user(caller, user_id, wanted.orders, None)
         ),
         timed(
-            Service::Notifications,
+            upstreams.notifications.name(),
             upstreams
                 .notifications
                 .list_for_user(caller, user_id, wanted.notifications, false)
@@ -53,13 +53,14 @@ pub async fn dashboard(
     );
     let timings = vec![profile_timing, orders_timing, notifications_timing];
     let mut degraded = Vec::new();
-    let result = required(Service::Users, profile, &mut degraded).map(|profile| {
-        let recent_orders = optional(Service::Orders, orders, &mut degraded).map(|mut page| {
-            page.orders.truncate(wanted.orders as usize);
-            page.orders
-        });
-        let notifications =
-            optional(Service::Notifications, notifications, &mut degraded).map(|mut page| {
+    let result = required(upstreams.users.name(), profile, &mut degraded).map(|profile| {
+        let recent_orders =
+            optional(upstreams.orders.name(), orders, &mut degraded).map(|mut page| {
+                page.orders.truncate(wanted.orders as usize);
+                page.orders
+            });
+        let notifications = optional(upstreams.notifications.name(), notifications, &mut degraded)
+            .map(|mut page| {
                 page.notifications.truncate(wanted.notifications as usize);
                 page
             });

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::ErrorCode;
 use crate::telemetry::access::DegradedParts;
-use crate::upstream::{Fetched, Freshness, Service, UpstreamError};
+use crate::upstream::{Fetched, Freshness, UpstreamError, UpstreamName};
 
 /// How one upstream part of a composed reply went, for `Server-Timing`.
 pub use crate::upstream::CallTiming as PartTiming;
@@ -46,7 +46,7 @@ pub fn degraded_parts(degraded: &[Degraded]) -> Option<DegradedParts> {
 
 /// Runs one part, timing it and naming its outcome.
 pub async fn timed<T>(
-    source: Service,
+    source: &UpstreamName,
     part: impl Future<Output = Result<Fetched<T>, UpstreamError>>,
 ) -> (Result<Fetched<T>, UpstreamError>, PartTiming) {
     let started = Instant::now();
@@ -56,7 +56,7 @@ pub async fn timed<T>(
         Err(error) => error.kind.outcome(),
     };
     let timing = PartTiming {
-        source,
+        source: source.clone(),
         duration: started.elapsed(),
         outcome,
     };
@@ -67,21 +67,21 @@ pub async fn timed<T>(
 /// which contract code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Degraded {
-    pub source: Service,
+    pub source: UpstreamName,
     pub code: ErrorCode,
 }
 
 /// The required-part policy: its failure fails the reply; a stale value is
 /// served and recorded in `degraded`.
 pub fn required<T>(
-    source: Service,
+    source: &UpstreamName,
     part: Result<Fetched<T>, UpstreamError>,
     degraded: &mut Vec<Degraded>,
 ) -> Result<T, UpstreamError> {
     let fetched = part?;
     if fetched.freshness == Freshness::Stale {
         degraded.push(Degraded {
-            source,
+            source: source.clone(),
             code: ErrorCode::Stale,
         });
     }
@@ -91,7 +91,7 @@ pub fn required<T>(
 /// The optional-part policy: keeps the value (recording a stale one), or
 /// records the failure in `degraded` and yields `None`.
 pub fn optional<T>(
-    source: Service,
+    source: &UpstreamName,
     part: Result<Fetched<T>, UpstreamError>,
     degraded: &mut Vec<Degraded>,
 ) -> Option<T> {
@@ -99,7 +99,7 @@ pub fn optional<T>(
         Ok(fetched) => {
             if fetched.freshness == Freshness::Stale {
                 degraded.push(Degraded {
-                    source,
+                    source: source.clone(),
                     code: ErrorCode::Stale,
                 });
             }
@@ -109,9 +109,9 @@ pub fn optional<T>(
             // Reported once per request in its access line
             // (`DegradedParts`), not as a log line of its own: a failing
             // service must not turn every request into a WARN.
-            tracing::debug!(service = %error.service, %error, "optional part degraded");
+            tracing::debug!(upstream = %error.upstream, %error, "optional part degraded");
             degraded.push(Degraded {
-                source: error.service,
+                source: error.upstream.clone(),
                 code: ErrorCode::from(&error),
             });
             None

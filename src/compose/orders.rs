@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::upstream::orders::{NewOrderLine, PlacedOrder};
-use crate::upstream::{Caller, Upstreams};
+use crate::upstream::{Caller, ShopClients};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -74,7 +74,7 @@ pub fn scoped_idempotency_key(subject: &str, client_key: &str) -> String {
 /// Places the order for the caller. Sent exactly once; a client that did not
 /// get an answer retries with the same key and gets the same order.
 pub async fn place_order(
-    upstreams: &Upstreams,
+    upstreams: &ShopClients,
     caller: &Caller,
     idempotency_key: &str,
     lines: Vec<NewOrderLine>,

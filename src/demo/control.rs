@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::upstream::Service;
+use super::Service;
 
 /// Requests kept per service for inspection.
 const RECORDED_LIMIT: usize = 512;

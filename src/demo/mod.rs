@@ -22,7 +22,33 @@ pub use services::Store;
 use url::Url;
 
 use crate::config::Config;
-use crate::upstream::Service;
+
+/// The three demo services, as the test kit addresses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Users,
+    Orders,
+    Notifications,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Self::Users, Self::Orders, Self::Notifications];
+
+    /// The upstream name a BFF configures it under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Orders => "orders",
+            Self::Notifications => "notifications",
+        }
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The three running demo services. Dropping this stops them.
 #[derive(Debug)]
@@ -82,12 +108,12 @@ impl DemoUpstreams {
         format!("http://{addr}")
     }
 
-    /// Points a BFF's config at these services.
+    /// Points a BFF's config at these services (`upstreams.users`,
+    /// `.orders` and `.notifications`).
     pub fn point_config_at_self(&self, config: &mut Config) {
-        let url = |addr: SocketAddr| Url::parse(&format!("http://{addr}")).ok();
-        config.upstreams.users.url = url(self.users);
-        config.upstreams.orders.url = url(self.orders);
-        config.upstreams.notifications.url = url(self.notifications);
+        for service in Service::ALL {
+            config.upstreams.entry(service.as_str()).url = Url::parse(&self.url(service)).ok();
+        }
     }
 
     /// Stops one service: from now on its port refuses connections.

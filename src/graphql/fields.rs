@@ -50,7 +50,7 @@ pub async fn load_user(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Opt
 /// Fetches one profile directly (`GET /users/{id}`).
 pub async fn fetch_profile(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Arc<User>> {
     let user = state(ctx)?
-        .upstreams()
+        .shop()
         .users
         .get(caller(ctx)?, id)
         .await
@@ -149,7 +149,7 @@ pub async fn orders<U: UserNode>(
     let limit = page_size(ctx, first)?;
     own(ctx, user, "orders")?;
     let page = state(ctx)?
-        .upstreams()
+        .shop()
         .orders
         .list_for_user(caller(ctx)?, user.id(), limit, after)
         .await
@@ -180,7 +180,7 @@ pub async fn notifications<U: UserNode>(
     let limit = page_size(ctx, first)?;
     own(ctx, user, "notifications")?;
     let page = state(ctx)?
-        .upstreams()
+        .shop()
         .notifications
         .list_for_user(caller(ctx)?, user.id(), limit, unread_only)
         .await
@@ -223,7 +223,7 @@ pub async fn order<U: UserNode>(
     let id = path_id(id)?;
     let caller = caller(ctx)?;
     match state(ctx)?
-        .upstreams()
+        .shop()
         .orders
         .get_own(caller, id)
         .await
@@ -272,14 +272,10 @@ impl<U: UserNode> OrderMutations<U> {
                 quantity: i64::from(item.quantity),
             })
             .collect();
-        let placed = compose::orders::place_order(
-            state(ctx)?.upstreams(),
-            caller(ctx)?,
-            &idempotency_key,
-            lines,
-        )
-        .await
-        .gql()?;
+        let placed =
+            compose::orders::place_order(state(ctx)?.shop(), caller(ctx)?, &idempotency_key, lines)
+                .await
+                .gql()?;
         Ok(placed.order.into())
     }
 }
@@ -305,7 +301,7 @@ impl<U: UserNode> NotificationMutations<U> {
     ) -> async_graphql::Result<Notification<U>> {
         let id = path_id(&id)?;
         let caller = caller(ctx)?;
-        let client = &state(ctx)?.upstreams().notifications;
+        let client = &state(ctx)?.shop().notifications;
         let not_found = || coded(ErrorCode::NotFound, "no such notification");
         // The service marks any id it is given, and has no read of one
         // notification: the caller's own list proves ownership first.

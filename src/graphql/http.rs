@@ -232,7 +232,7 @@ where
         request.set_parsed_query(parsed);
         // Every upstream call of this request is timed, the loader's too.
         let caller = caller.recording_timings();
-        let loader = users_loader(state.upstreams().users.clone(), caller.clone());
+        let loader = users_loader(state.shop().users.clone(), caller.clone());
         let request = request
             .data(state)
             .data(caller.clone())

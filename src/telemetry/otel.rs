@@ -106,7 +106,7 @@ impl OtelSpan {
     }
 
     /// A client span for one upstream call, child of the request's span.
-    pub fn client(name: &'static str, parent: SpanIds) -> Option<Self> {
+    pub fn client(name: &str, parent: SpanIds) -> Option<Self> {
         let tracer = TRACER.get()?;
         let flags = if parent.sampled {
             TraceFlags::SAMPLED
@@ -121,7 +121,7 @@ impl OtelSpan {
             TraceState::default(),
         ));
         let span = tracer
-            .span_builder(name)
+            .span_builder(name.to_owned())
             .with_kind(SpanKind::Client)
             .start_with_context(tracer, &cx);
         Some(Self(span))

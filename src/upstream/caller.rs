@@ -90,7 +90,7 @@ impl Caller {
 
     /// When trace export is on: a client span for one upstream call, and
     /// this caller with that span as the `traceparent` parent.
-    pub(crate) fn start_exported_call(&self, name: &'static str) -> Option<(OtelSpan, Caller)> {
+    pub(crate) fn start_exported_call(&self, name: &str) -> Option<(OtelSpan, Caller)> {
         let span = OtelSpan::client(name, self.trace.ids())?;
         let mut caller = self.clone();
         caller

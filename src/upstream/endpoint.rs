@@ -1,4 +1,4 @@
-//! One upstream service's base URL and bounds, and the call mechanics.
+//! One upstream's base URL and bounds, and the call mechanics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use super::cache::{Fetched, Freshness, ReplyCache, caching_headers};
 use super::coalesce::{CallKey, Coalescer};
+use super::config::{RetryConfig, UpstreamSettings};
 use super::guard::{Bulkhead, CallOutcome, CircuitBreaker, RetryBudget};
-use super::{CallTiming, Caller, Service, UpstreamError, UpstreamErrorKind, UpstreamHealth};
-use crate::config::{BreakerConfig, RetryConfig};
+use super::{CallTiming, Caller, UpstreamError, UpstreamErrorKind, UpstreamHealth, UpstreamName};
 use crate::metrics::Metrics;
 
 /// Judges a 2xx reply's body before the call counts as a success.
@@ -71,31 +71,12 @@ pub struct Reply<T> {
     pub caching: Option<reqwest::header::HeaderMap>,
 }
 
-/// How each call to one service is bounded.
-#[derive(Debug, Clone)]
-pub struct EndpointLimits {
-    /// Total time for one call, body included.
-    pub timeout: Duration,
-    /// Largest reply body accepted.
-    pub max_response_bytes: usize,
-    /// Most calls in flight at once (bulkhead).
-    pub max_in_flight: usize,
-    /// When to stop calling for a while.
-    pub breaker: BreakerConfig,
-    /// When to try a failed call again.
-    pub retry: RetryConfig,
-    /// Bytes the cache may hold (0: no cache).
-    pub cache_max_bytes: usize,
-    /// How long past its `max-age` a kept reply may stand in for a failure.
-    pub stale_if_error: Duration,
-    /// When to send a second request for a slow GET; `None`: never.
-    pub hedge_after: Option<Duration>,
-}
-
 /// Where one service lives and how each call to it is bounded.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    service: Service,
+    name: UpstreamName,
+    /// The exported span's name, `call <name>`, built once.
+    span_name: Arc<str>,
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
@@ -114,21 +95,22 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(
-        service: Service,
+        name: UpstreamName,
         http: reqwest::Client,
         base: Url,
         metrics: Arc<Metrics>,
-        limits: EndpointLimits,
+        limits: UpstreamSettings,
     ) -> Self {
         Self {
-            service,
+            span_name: format!("call {name}").into(),
+            breaker: Arc::new(CircuitBreaker::new(name.clone(), limits.breaker)),
+            name,
             http,
             base,
             metrics,
             last_success: Arc::default(),
             timeout: limits.timeout,
             max_response_bytes: limits.max_response_bytes,
-            breaker: Arc::new(CircuitBreaker::new(service, limits.breaker)),
             bulkhead: Arc::new(Bulkhead::new(limits.max_in_flight)),
             budget: Arc::new(RetryBudget::new(
                 limits.retry.budget_ratio,
@@ -145,8 +127,9 @@ impl Endpoint {
         }
     }
 
-    pub fn service(&self) -> Service {
-        self.service
+    /// The upstream's configured name.
+    pub fn name(&self) -> &UpstreamName {
+        &self.name
     }
 
     /// The circuit state and calls in flight, for `/readyz`.
@@ -388,11 +371,11 @@ impl Endpoint {
         // a span per call would cost a formatted field set every time.
         let span = tracing::debug_span!(
             "upstream",
-            service = self.service.as_str(),
+            upstream = self.name.as_str(),
             %method,
             outcome = tracing::field::Empty,
         );
-        let exported = caller.start_exported_call(self.service.span_name());
+        let exported = caller.start_exported_call(&self.span_name);
         let (mut exported_span, caller) = match exported {
             Some((span, traced)) => (Some(span), std::borrow::Cow::Owned(traced)),
             None => (None, std::borrow::Cow::Borrowed(caller)),
@@ -406,7 +389,7 @@ impl Endpoint {
         };
         span.record("outcome", outcome);
         if let Some(exported) = &mut exported_span {
-            exported.set("bff.upstream", self.service.as_str());
+            exported.set("bff.upstream", self.name.to_string());
             exported.set("http.request.method", method.as_str().to_owned());
             exported.set("bff.outcome", outcome);
             if result.is_err() {
@@ -414,9 +397,9 @@ impl Endpoint {
             }
         }
         self.metrics
-            .observe_upstream(self.service, outcome, elapsed);
+            .observe_upstream(self.name.as_str(), outcome, elapsed);
         caller.record(CallTiming {
-            source: self.service,
+            source: self.name.clone(),
             duration: elapsed,
             outcome,
         });
@@ -591,7 +574,7 @@ impl Endpoint {
     }
 
     pub fn error(&self, kind: UpstreamErrorKind) -> UpstreamError {
-        UpstreamError::new(self.service, kind)
+        UpstreamError::new(self.name.clone(), kind)
     }
 
     fn classify(&self, e: &reqwest::Error, timeout: Duration) -> UpstreamError {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Service;
+use super::UpstreamName;
 use crate::config::BreakerConfig;
 
 /// The breaker's state, as `/readyz` and the logs show it.
@@ -98,7 +98,7 @@ impl RepeatedWarning {
 /// A circuit breaker for one upstream.
 #[derive(Debug)]
 pub struct CircuitBreaker {
-    service: Service,
+    name: UpstreamName,
     config: BreakerConfig,
     counters: Mutex<Counters>,
 }
@@ -113,9 +113,9 @@ pub struct Admission<'a> {
 }
 
 impl CircuitBreaker {
-    pub fn new(service: Service, config: BreakerConfig) -> Self {
+    pub fn new(name: UpstreamName, config: BreakerConfig) -> Self {
         Self {
-            service,
+            name,
             config,
             counters: Mutex::new(Counters {
                 phase: Phase::Closed,
@@ -142,7 +142,7 @@ impl CircuitBreaker {
                 counters.phase = Phase::HalfOpen {
                     probes_in_flight: 1,
                 };
-                tracing::info!(service = %self.service, "circuit half-open: probing");
+                tracing::info!(upstream = %self.name, "circuit half-open: probing");
                 true
             }
             Phase::HalfOpen {
@@ -187,7 +187,7 @@ impl CircuitBreaker {
                     c.phase = Phase::Closed;
                     c.window_calls = 0;
                     c.window_failures = 0;
-                    tracing::info!(service = %self.service, "circuit closed: the service answers again");
+                    tracing::info!(upstream = %self.name, "circuit closed: the service answers again");
                 }
             }
             CallOutcome::Failure => {
@@ -206,14 +206,14 @@ impl CircuitBreaker {
                     };
                     match c.open_warning.allow(now) {
                         Some(held_back) => tracing::warn!(
-                            service = %self.service,
+                            upstream = %self.name,
                             consecutive_failures = c.consecutive_failures,
                             open_for = ?self.config.open_for,
                             reopened_since_last_warning = held_back,
                             "circuit open: failing fast"
                         ),
                         None => tracing::debug!(
-                            service = %self.service,
+                            upstream = %self.name,
                             "circuit open again: failing fast"
                         ),
                     }
@@ -337,7 +337,7 @@ mod tests {
 
     fn breaker(open_for: Duration) -> CircuitBreaker {
         CircuitBreaker::new(
-            Service::Orders,
+            UpstreamName::new("orders"),
             BreakerConfig {
                 consecutive_failures: 3,
                 failure_ratio: 0.5,

@@ -1,13 +1,15 @@
-//! Typed clients for the user, order and notification services.
+//! Upstreams: a registry of configured services by name, and the typed
+//! clients of the shop's user, order and notification services.
 //!
-//! All three share one pooled `reqwest::Client` (built once at start), and
-//! every call goes through [`endpoint::Endpoint`], which bounds it (timeout,
-//! body size), propagates the caller's identity and turns every failure into
-//! an [`UpstreamError`] that says which service failed and how.
+//! Each upstream has one pooled `reqwest::Client` (built once at start),
+//! and every call goes through [`endpoint::Endpoint`], which bounds it
+//! (timeout, body size), propagates the caller's identity and turns every
+//! failure into an [`UpstreamError`] that says which upstream failed and how.
 
 pub mod cache;
 mod caller;
 mod coalesce;
+pub mod config;
 mod endpoint;
 pub mod guard;
 pub mod notifications;
@@ -15,62 +17,69 @@ pub mod orders;
 pub mod segment;
 pub mod users;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
 pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
-pub use endpoint::{BodyCheck, Endpoint, EndpointLimits, shape_of};
+pub use endpoint::{BodyCheck, Endpoint, shape_of};
 pub use notifications::NotificationsClient;
 pub use orders::OrdersClient;
 pub use users::UsersClient;
 
-use crate::config::{ConfigError, UpstreamsConfig};
+use crate::config::ConfigError;
 use crate::metrics::Metrics;
+use config::UpstreamsConfig;
 
-/// The upstream services a BFF composes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    Users,
-    Orders,
-    Notifications,
-}
+/// An upstream's name, as configured (`upstreams.<name>`). It labels
+/// metrics, `/readyz`, `Server-Timing`, logs and `degraded` entries, and
+/// is cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UpstreamName(Arc<str>);
 
-impl Service {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Users => "users",
-            Self::Orders => "orders",
-            Self::Notifications => "notifications",
-        }
+impl serde::Serialize for UpstreamName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
-impl Service {
-    /// The exported span name of a call to this service.
-    pub fn span_name(self) -> &'static str {
-        match self {
-            Self::Users => "call users",
-            Self::Orders => "call orders",
-            Self::Notifications => "call notifications",
-        }
+/// Ordered and hashed as its text, so maps by name take a `&str`.
+impl std::borrow::Borrow<str> for UpstreamName {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
-impl fmt::Display for Service {
+impl UpstreamName {
+    pub fn new(name: &str) -> Self {
+        Self(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UpstreamName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for UpstreamName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
     }
 }
 
 /// How one upstream call (or composed part) went, for `Server-Timing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallTiming {
-    pub source: Service,
+    pub source: UpstreamName,
     pub duration: Duration,
     /// `ok`, `timeout`, `open-circuit`, `overloaded`, `unavailable`, ...
     pub outcome: &'static str,
@@ -78,9 +87,9 @@ pub struct CallTiming {
 
 /// One failed upstream call: which service, and what went wrong.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{service} {kind}")]
+#[error("{upstream} {kind}")]
 pub struct UpstreamError {
-    pub service: Service,
+    pub upstream: UpstreamName,
     pub kind: UpstreamErrorKind,
 }
 
@@ -164,17 +173,19 @@ impl UpstreamErrorKind {
 }
 
 impl UpstreamError {
-    pub(crate) fn new(service: Service, kind: UpstreamErrorKind) -> Self {
-        Self { service, kind }
+    pub(crate) fn new(upstream: UpstreamName, kind: UpstreamErrorKind) -> Self {
+        Self { upstream, kind }
     }
 }
 
-/// The three typed clients, sharing one connection pool.
+/// Every configured upstream, by name: built once at start from
+/// `upstreams.*`. Routes take the endpoints they call by name
+/// ([`Self::endpoint`]); a name nothing takes is reported at start.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    pub users: UsersClient,
-    pub orders: OrdersClient,
-    pub notifications: NotificationsClient,
+    endpoints: Arc<BTreeMap<UpstreamName, Endpoint>>,
+    /// Names some route took, to warn about the rest once the app is built.
+    taken: Arc<Mutex<BTreeSet<UpstreamName>>>,
 }
 
 /// One upstream's health, for `/readyz`.
@@ -188,81 +199,100 @@ pub struct UpstreamHealth {
 }
 
 impl Upstreams {
-    /// Each upstream's circuit state and calls in flight.
-    pub fn health(&self) -> [(Service, UpstreamHealth); 3] {
-        [
-            (Service::Users, self.users.endpoint().health()),
-            (Service::Orders, self.orders.endpoint().health()),
-            (
-                Service::Notifications,
-                self.notifications.endpoint().health(),
-            ),
-        ]
-    }
-
-    /// Builds the shared pooled client and the three typed clients once.
-    /// Every call is observed in `metrics`.
+    /// Builds one endpoint (and one pooled HTTP client) per configured
+    /// upstream, each with its settings merged from `all`. Every call is
+    /// observed in `metrics`.
     pub fn from_config(
         config: &UpstreamsConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
-        let http = reqwest::Client::builder()
-            // An upstream redirect is a misconfiguration; following it could
-            // send the caller's Authorization header somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            // Upstreams are internal services, reached directly.
-            .no_proxy()
-            .connect_timeout(config.all.connect_timeout)
-            .pool_max_idle_per_host(config.all.pool_max_idle_per_host)
-            .pool_idle_timeout(config.all.pool_idle_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| ConfigError::Invalid {
-                key: "upstreams".to_owned(),
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
-        let endpoint = |service: Service, name: &str| {
-            let named = match service {
-                Service::Users => &config.users,
-                Service::Orders => &config.orders,
-                Service::Notifications => &config.notifications,
-            };
-            let base = named.url.clone().ok_or_else(|| ConfigError::Invalid {
+        let mut endpoints = BTreeMap::new();
+        for (name, upstream) in config.named() {
+            let base = upstream.url.clone().ok_or_else(|| ConfigError::Invalid {
                 key: format!("upstreams.{name}.url"),
                 message: "is required".to_owned(),
             })?;
-            Ok::<_, ConfigError>(Endpoint::new(
-                service,
-                http.clone(),
-                base,
-                metrics.clone(),
-                EndpointLimits {
-                    timeout: named.timeout.unwrap_or(config.all.timeout),
-                    max_response_bytes: named
-                        .max_response_bytes
-                        .unwrap_or(config.all.max_response_bytes),
-                    max_in_flight: named.max_in_flight.unwrap_or(config.all.max_in_flight),
-                    breaker: named
-                        .breaker
-                        .clone()
-                        .unwrap_or_else(|| config.all.breaker.clone()),
-                    retry: named
-                        .retry
-                        .clone()
-                        .unwrap_or_else(|| config.all.retry.clone()),
-                    cache_max_bytes: named.cache_max_bytes.unwrap_or(config.all.cache_max_bytes),
-                    stale_if_error: named.stale_if_error.unwrap_or(config.all.stale_if_error),
-                    hedge_after: named.hedge_after.or(config.all.hedge_after),
-                },
-            ))
-        };
+            let settings = config.resolve(name);
+            let http = reqwest::Client::builder()
+                // An upstream redirect is a misconfiguration; following it
+                // could send the caller's Authorization header elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                // Upstreams are internal services, reached directly.
+                .no_proxy()
+                .connect_timeout(settings.connect_timeout)
+                .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+                .pool_idle_timeout(settings.pool_idle_timeout)
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("upstreams.{name}"),
+                    message: format!("cannot build the HTTP client: {e}"),
+                })?;
+            let name = UpstreamName::new(name);
+            let endpoint = Endpoint::new(name.clone(), http, base, metrics.clone(), settings);
+            endpoints.insert(name, endpoint);
+        }
         Ok(Self {
-            users: UsersClient::new(endpoint(Service::Users, "users")?),
-            orders: OrdersClient::new(endpoint(Service::Orders, "orders")?),
-            notifications: NotificationsClient::new(endpoint(
-                Service::Notifications,
-                "notifications",
-            )?),
+            endpoints: Arc::new(endpoints),
+            taken: Arc::default(),
+        })
+    }
+
+    /// The endpoint of upstream `name`, for a route that calls it; an
+    /// error naming the missing key when the config lacks it.
+    pub fn endpoint(&self, name: &str) -> Result<Endpoint, ConfigError> {
+        let (name, endpoint) =
+            self.endpoints
+                .get_key_value(name)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: format!("upstreams.{name}.url"),
+                    message: "is required: a route of this BFF calls it".to_owned(),
+                })?;
+        self.taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone());
+        Ok(endpoint.clone())
+    }
+
+    /// Configured upstreams no route took: worth a warning at start.
+    pub fn untaken(&self) -> Vec<UpstreamName> {
+        let taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        self.endpoints
+            .keys()
+            .filter(|name| !taken.contains(*name))
+            .cloned()
+            .collect()
+    }
+
+    /// Each upstream's circuit state and calls in flight, by name.
+    pub fn health(&self) -> Vec<(UpstreamName, UpstreamHealth)> {
+        self.endpoints
+            .iter()
+            .map(|(name, endpoint)| (name.clone(), endpoint.health()))
+            .collect()
+    }
+}
+
+/// The shop's three typed clients, resolved from the registry by name.
+#[derive(Debug, Clone)]
+pub struct ShopClients {
+    pub users: UsersClient,
+    pub orders: OrdersClient,
+    pub notifications: NotificationsClient,
+}
+
+impl ShopClients {
+    /// The upstreams the shop's routes call.
+    pub const UPSTREAMS: [&str; 3] = ["users", "orders", "notifications"];
+
+    /// Takes `users`, `orders` and `notifications` from the registry; an
+    /// error names the first one the config lacks.
+    pub fn from_registry(upstreams: &Upstreams) -> Result<Self, ConfigError> {
+        Ok(Self {
+            users: UsersClient::new(upstreams.endpoint("users")?),
+            orders: OrdersClient::new(upstreams.endpoint("orders")?),
+            notifications: NotificationsClient::new(upstreams.endpoint("notifications")?),
         })
     }
 }

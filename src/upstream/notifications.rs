@@ -44,6 +44,11 @@ impl NotificationsClient {
         &self.endpoint
     }
 
+    /// The upstream's configured name, for `degraded` and `Server-Timing`.
+    pub fn name(&self) -> &super::UpstreamName {
+        self.endpoint.name()
+    }
+
     /// `GET /users/{userId}/notifications?limit=&unreadOnly=`.
     pub async fn list_for_user(
         &self,

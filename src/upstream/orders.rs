@@ -79,6 +79,11 @@ impl OrdersClient {
         &self.endpoint
     }
 
+    /// The upstream's configured name, for `degraded` and `Server-Timing`.
+    pub fn name(&self) -> &super::UpstreamName {
+        self.endpoint.name()
+    }
+
     /// `GET /users/{userId}/orders?limit=&cursor=`.
     pub async fn list_for_user(
         &self,

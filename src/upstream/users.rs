@@ -38,6 +38,11 @@ impl UsersClient {
         &self.endpoint
     }
 
+    /// The upstream's configured name, for `degraded` and `Server-Timing`.
+    pub fn name(&self) -> &super::UpstreamName {
+        self.endpoint.name()
+    }
+
     /// `GET /users/{id}`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Fetched<User>, UpstreamError> {
         let url = self.endpoint.url(&["users", id], &[])?;

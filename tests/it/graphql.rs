@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use crate::support::{Bff, TestApp, json_body};
 use bff_core::demo::Fault;
+use bff_core::demo::Service;
 use bff_core::graphql::document_hash;
-use bff_core::upstream::Service;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -70,7 +70,8 @@ async fn the_user_loader_splits_more_than_100_ids_into_batches_of_100() {
         Some("Bearer t".parse().expect("header")),
     )
     .expect("caller");
-    let loader = bff_core::graphql::loader::users_loader(upstreams.users.clone(), caller);
+    let shop = bff_core::upstream::ShopClients::from_registry(&upstreams).expect("shop clients");
+    let loader = bff_core::graphql::loader::users_loader(shop.users.clone(), caller);
 
     let ids: Vec<String> = (1..=150).map(|n| format!("u{n}")).collect();
     let users = loader.load_many(ids.clone()).await.expect("loaded");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::{Bff, TestApp};
 use bff_core::demo::Fault;
-use bff_core::upstream::Service;
+use bff_core::demo::Service;
 use futures_util::StreamExt as _;
 use prometheus_parse::{Scrape, Value as Metric};
 use reqwest::StatusCode;
@@ -470,4 +470,56 @@ async fn large_replies_are_compressed_as_the_client_accepts_small_ones_are_not()
         .expect("request");
     assert_eq!(small.status(), StatusCode::OK);
     assert!(small.headers().get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn a_fourth_upstream_is_added_by_configuration_only() {
+    // Nothing calls it yet: configured, built, watched and reported.
+    let app = TestApp::builder(Bff::Web)
+        .config("[upstreams.catalog]\nurl = \"http://127.0.0.1:9\"\ntimeout = \"300ms\"")
+        .spawn()
+        .await;
+    let (_, _, ready) = crate::support::json_body(app.get("/readyz", None).await).await;
+    let names: Vec<&String> = ready["upstreams"]
+        .as_object()
+        .expect("upstreams")
+        .keys()
+        .collect();
+    assert_eq!(
+        names,
+        ["catalog", "notifications", "orders", "users"],
+        "{ready}"
+    );
+    assert_eq!(ready["upstreams"]["catalog"]["circuit"], "closed");
+    assert_eq!(ready["upstreams"]["catalog"]["inFlight"], 0);
+    let m = scrape(&app).await;
+    assert_eq!(
+        value(
+            &m,
+            "bff_upstream_circuit_state",
+            &[("service", "catalog"), ("state", "closed")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_bff_whose_routes_call_an_unconfigured_upstream_does_not_start() {
+    let mut config = bff_core::config::Config::load_unvalidated(&bff_core::config::ConfigSources {
+        defaults_toml: bff_web::DEFAULT_CONFIG,
+        overrides_toml: Some(
+            "[upstreams.users]\nurl = \"http://127.0.0.1:9\"\n[upstreams.orders]\nurl = \"http://127.0.0.1:9\"",
+        ),
+        ..Default::default()
+    })
+    .expect("loads");
+    config.auth.hs256_secret = Some(bff_core::config::Secret::new(crate::support::SECRET));
+    config
+        .validate()
+        .expect("every configured upstream is valid");
+    let error = bff_core::AppState::new("bff-web", config).expect_err("notifications missing");
+    assert!(
+        error.to_string().contains("upstreams.notifications.url"),
+        "{error}"
+    );
 }

@@ -1,7 +1,7 @@
 //! `POST /orders`: scope, idempotency key, validation, one order per key.
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body};
-use bff_core::upstream::Service;
+use bff_core::demo::Service;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body};
 use bff_core::demo::Fault;
-use bff_core::upstream::Service;
+use bff_core::demo::Service;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bff_core::AppState;
 use bff_core::config::{Config, ConfigSources, Secret};
+use bff_core::demo::Service;
 use bff_core::demo::{DemoUpstreams, Fault};
-use bff_core::upstream::Service;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

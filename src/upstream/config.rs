@@ -1,0 +1,347 @@
+//! The upstreams' configuration: a registry by name.
+//!
+//! `upstreams.<name>` is any name (`users`, `orders`, `catalog`, ...);
+//! `upstreams.all` holds defaults that each named upstream inherits **field
+//! by field**, down into its `breaker` and `retry` tables, and the
+//! built-in defaults ([`UpstreamSettings::default`]) fill what neither sets.
+//! A BFF configures only the upstreams it uses.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Every `upstreams.*` table: `all` and the named upstreams.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct UpstreamsConfig(BTreeMap<String, UpstreamConfig>);
+
+/// The key of the defaults table.
+pub const ALL: &str = "all";
+
+impl UpstreamsConfig {
+    /// The defaults every named upstream inherits.
+    pub fn all(&self) -> UpstreamConfig {
+        self.0.get(ALL).cloned().unwrap_or_default()
+    }
+
+    /// The named upstreams (every table but `all`), by name.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &UpstreamConfig)> {
+        self.0
+            .iter()
+            .filter(|(name, _)| name.as_str() != ALL)
+            .map(|(name, config)| (name.as_str(), config))
+    }
+
+    /// One named upstream's table, if configured.
+    pub fn get(&self, name: &str) -> Option<&UpstreamConfig> {
+        (name != ALL).then(|| self.0.get(name)).flatten()
+    }
+
+    /// The table of `name` (`all` included), created empty if missing: for
+    /// callers that fill in config themselves (the demo's URLs).
+    pub fn entry(&mut self, name: &str) -> &mut UpstreamConfig {
+        self.0.entry(name.to_owned()).or_default()
+    }
+
+    /// `name`'s settings: its own table, then `all`, then the built-in
+    /// defaults, field by field.
+    pub fn resolve(&self, name: &str) -> UpstreamSettings {
+        let named = self.get(name).cloned().unwrap_or_default();
+        named.or(&self.all()).resolve()
+    }
+}
+
+/// One `upstreams.<name>` table, or `upstreams.all`. Every field is
+/// optional: what a named table leaves out comes from `all`, then from the
+/// built-in defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Base URL, `http` or `https`; required for a named upstream, not
+    /// allowed in `all`.
+    pub url: Option<Url>,
+    /// Total time for one call, from sending to the last body byte.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Time to establish a TCP (and TLS) connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Largest reply body accepted; a larger one is a bad response.
+    pub max_response_bytes: Option<usize>,
+    /// Idle pooled connections kept per upstream host.
+    pub pool_max_idle_per_host: Option<usize>,
+    /// How long an idle pooled connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Option<Duration>,
+    /// Most calls in flight to this upstream; more fail at once (bulkhead).
+    pub max_in_flight: Option<usize>,
+    /// When calls stop being attempted for a while.
+    pub breaker: BreakerOverrides,
+    /// When a failed call is tried again.
+    pub retry: RetryOverrides,
+    /// Bytes of GET replies kept in memory, keys and headers included
+    /// (0: no cache); only as RFC 9111 and the service allow.
+    pub cache_max_bytes: Option<usize>,
+    /// When a call fails, a kept reply at most this far past its
+    /// freshness is served instead, and the part is marked `stale`.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Option<Duration>,
+    /// Hedging, off when unset: a GET still unanswered after this long
+    /// gets a second request (from the retry budget).
+    #[serde(with = "humantime_serde")]
+    pub hedge_after: Option<Duration>,
+}
+
+impl UpstreamConfig {
+    /// This table with what it leaves unset taken from `fallback`.
+    fn or(self, fallback: &Self) -> Self {
+        Self {
+            url: self.url.or_else(|| fallback.url.clone()),
+            timeout: self.timeout.or(fallback.timeout),
+            connect_timeout: self.connect_timeout.or(fallback.connect_timeout),
+            max_response_bytes: self.max_response_bytes.or(fallback.max_response_bytes),
+            pool_max_idle_per_host: self
+                .pool_max_idle_per_host
+                .or(fallback.pool_max_idle_per_host),
+            pool_idle_timeout: self.pool_idle_timeout.or(fallback.pool_idle_timeout),
+            max_in_flight: self.max_in_flight.or(fallback.max_in_flight),
+            breaker: self.breaker.or(&fallback.breaker),
+            retry: self.retry.or(&fallback.retry),
+            cache_max_bytes: self.cache_max_bytes.or(fallback.cache_max_bytes),
+            stale_if_error: self.stale_if_error.or(fallback.stale_if_error),
+            hedge_after: self.hedge_after.or(fallback.hedge_after),
+        }
+    }
+
+    /// Every field, the built-in default where still unset.
+    fn resolve(self) -> UpstreamSettings {
+        let d = UpstreamSettings::default();
+        UpstreamSettings {
+            timeout: self.timeout.unwrap_or(d.timeout),
+            connect_timeout: self.connect_timeout.unwrap_or(d.connect_timeout),
+            max_response_bytes: self.max_response_bytes.unwrap_or(d.max_response_bytes),
+            pool_max_idle_per_host: self
+                .pool_max_idle_per_host
+                .unwrap_or(d.pool_max_idle_per_host),
+            pool_idle_timeout: self.pool_idle_timeout.unwrap_or(d.pool_idle_timeout),
+            max_in_flight: self.max_in_flight.unwrap_or(d.max_in_flight),
+            breaker: self.breaker.resolve(d.breaker),
+            retry: self.retry.resolve(d.retry),
+            cache_max_bytes: self.cache_max_bytes.unwrap_or(d.cache_max_bytes),
+            stale_if_error: self.stale_if_error.unwrap_or(d.stale_if_error),
+            hedge_after: self.hedge_after.or(d.hedge_after),
+        }
+    }
+}
+
+/// A `breaker` table: each field optional, inherited field by field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerOverrides {
+    pub consecutive_failures: Option<u32>,
+    pub failure_ratio: Option<f64>,
+    pub min_calls: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub window: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub open_for: Option<Duration>,
+    pub half_open_probes: Option<u32>,
+}
+
+impl BreakerOverrides {
+    fn or(self, fallback: &Self) -> Self {
+        Self {
+            consecutive_failures: self.consecutive_failures.or(fallback.consecutive_failures),
+            failure_ratio: self.failure_ratio.or(fallback.failure_ratio),
+            min_calls: self.min_calls.or(fallback.min_calls),
+            window: self.window.or(fallback.window),
+            open_for: self.open_for.or(fallback.open_for),
+            half_open_probes: self.half_open_probes.or(fallback.half_open_probes),
+        }
+    }
+
+    fn resolve(self, d: BreakerConfig) -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: self.consecutive_failures.unwrap_or(d.consecutive_failures),
+            failure_ratio: self.failure_ratio.unwrap_or(d.failure_ratio),
+            min_calls: self.min_calls.unwrap_or(d.min_calls),
+            window: self.window.unwrap_or(d.window),
+            open_for: self.open_for.unwrap_or(d.open_for),
+            half_open_probes: self.half_open_probes.unwrap_or(d.half_open_probes),
+        }
+    }
+}
+
+/// A `retry` table: each field optional, inherited field by field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryOverrides {
+    pub max_retries: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub backoff: Option<Duration>,
+    pub budget_ratio: Option<f64>,
+    pub budget_floor: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub budget_window: Option<Duration>,
+}
+
+impl RetryOverrides {
+    fn or(self, fallback: &Self) -> Self {
+        Self {
+            max_retries: self.max_retries.or(fallback.max_retries),
+            backoff: self.backoff.or(fallback.backoff),
+            budget_ratio: self.budget_ratio.or(fallback.budget_ratio),
+            budget_floor: self.budget_floor.or(fallback.budget_floor),
+            budget_window: self.budget_window.or(fallback.budget_window),
+        }
+    }
+
+    fn resolve(self, d: RetryConfig) -> RetryConfig {
+        RetryConfig {
+            max_retries: self.max_retries.unwrap_or(d.max_retries),
+            backoff: self.backoff.unwrap_or(d.backoff),
+            budget_ratio: self.budget_ratio.unwrap_or(d.budget_ratio),
+            budget_floor: self.budget_floor.unwrap_or(d.budget_floor),
+            budget_window: self.budget_window.unwrap_or(d.budget_window),
+        }
+    }
+}
+
+/// One upstream's settings once `all` and the built-in defaults are
+/// merged in. [`Default`] is the one place the built-in defaults live.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_response_bytes: usize,
+    pub pool_max_idle_per_host: usize,
+    pub pool_idle_timeout: Duration,
+    pub max_in_flight: usize,
+    pub breaker: BreakerConfig,
+    pub retry: RetryConfig,
+    pub cache_max_bytes: usize,
+    pub stale_if_error: Duration,
+    pub hedge_after: Option<Duration>,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(800),
+            connect_timeout: Duration::from_millis(250),
+            max_response_bytes: 1024 * 1024,
+            pool_max_idle_per_host: 64,
+            pool_idle_timeout: Duration::from_secs(60),
+            max_in_flight: 256,
+            breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
+            cache_max_bytes: 32 * 1024 * 1024,
+            stale_if_error: Duration::from_secs(60),
+            hedge_after: None,
+        }
+    }
+}
+
+/// Retries: GETs after a broken connection or a 502/503/504, a POST only
+/// when its connection was never established. Up to `max_retries` per
+/// call with full-jitter exponential backoff from `backoff`, within the
+/// request's deadline, and within a budget: retries in a `budget_window`
+/// stay under `budget_ratio` of the calls plus `budget_floor`, so a
+/// failing service sees at most about 1.2 times its normal load.
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub max_retries: u32,
+    pub backoff: Duration,
+    pub budget_ratio: f64,
+    pub budget_floor: u32,
+    pub budget_window: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            backoff: Duration::from_millis(25),
+            budget_ratio: 0.2,
+            budget_floor: 10,
+            budget_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A circuit breaker: opens after `consecutive_failures` failures in a row,
+/// or when `failure_ratio` of at least `min_calls` calls in a `window`
+/// failed; stays open for `open_for`, then lets `half_open_probes` calls
+/// test the service: a success closes it, a failure opens it again.
+/// Failures are timeouts, broken connections, 5xx and unusable replies.
+#[derive(Debug, Clone)]
+pub struct BreakerConfig {
+    pub consecutive_failures: u32,
+    pub failure_ratio: f64,
+    pub min_calls: u32,
+    pub window: Duration,
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            failure_ratio: 0.5,
+            min_calls: 20,
+            window: Duration::from_secs(10),
+            open_for: Duration::from_secs(5),
+            half_open_probes: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> UpstreamsConfig {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            upstreams: UpstreamsConfig,
+        }
+        let wrapper: Wrapper = figment::Figment::new()
+            .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
+            .extract()
+            .expect("parses");
+        wrapper.upstreams
+    }
+
+    #[test]
+    fn all_is_merged_field_by_field_down_into_breaker_and_retry() {
+        let upstreams = parse(
+            r#"
+            [upstreams.all]
+            timeout = "2s"
+            breaker = { open_for = "9s", min_calls = 7 }
+            retry = { max_retries = 5 }
+            [upstreams.orders]
+            url = "http://orders:80"
+            breaker = { consecutive_failures = 3 }
+            [upstreams.catalog]
+            url = "http://catalog:80"
+            timeout = "300ms"
+            "#,
+        );
+        let orders = upstreams.resolve("orders");
+        assert_eq!(orders.timeout, Duration::from_secs(2));
+        assert_eq!(orders.breaker.consecutive_failures, 3);
+        assert_eq!(orders.breaker.open_for, Duration::from_secs(9), "from all");
+        assert_eq!(orders.breaker.min_calls, 7, "from all");
+        assert_eq!(orders.breaker.failure_ratio, 0.5, "built in");
+        assert_eq!(orders.retry.max_retries, 5, "from all");
+        let catalog = upstreams.resolve("catalog");
+        assert_eq!(catalog.timeout, Duration::from_millis(300));
+        assert_eq!(catalog.max_in_flight, 256, "built in");
+        let names: Vec<&str> = upstreams.named().map(|(name, _)| name).collect();
+        assert_eq!(names, ["catalog", "orders"]);
+    }
+}
