@@ -5,7 +5,8 @@ FROM rust:1.89-bookworm AS build
 ARG BFF=bff-web
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p "${BFF}" \
+# Without the `demo` feature: no demo upstreams or test kit in the image.
+RUN cargo build --release --locked --no-default-features -p "${BFF}" \
  && cp "target/release/${BFF}" /bff
 
 # Runtime stage: glibc and libgcc only, no shell, non-root (65532).

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bff_core::AppState;
 use bff_core::config::{Config, ConfigSources, Secret};
-use bff_core::demo::Service;
-use bff_core::demo::token::{DevClaims, hs256};
-use bff_core::demo::{DemoUpstreams, Fault};
+use bff_testkit::Service;
+use bff_testkit::token::{DevClaims, hs256};
+use bff_testkit::{DemoUpstreams, Fault};
 
 const REQUESTS: usize = 2_000;
 const CONCURRENCY: usize = 8;
@@ -55,7 +55,7 @@ async fn run(hedge_after: Option<&str>) -> Run {
         "http://{}/user-dashboard",
         listener.local_addr().expect("addr")
     );
-    let app = bff_web::app(state);
+    let app = bff_web::app(state).expect("the app builds");
     tokio::spawn(async move {
         bff_core::listener::serve(listener, app, &http, None, std::future::pending()).await
     });

@@ -40,14 +40,6 @@ pub trait Scope {
     const NAME: &'static str;
 }
 
-/// Scope to place orders.
-#[derive(Debug)]
-pub struct OrdersWrite;
-
-impl Scope for OrdersWrite {
-    const NAME: &'static str = "orders:write";
-}
-
 /// Refuses with `403` unless the token carries scope `S`.
 #[derive(Debug)]
 pub struct RequireScope<S>(PhantomData<S>);
@@ -63,6 +55,17 @@ impl<S: Scope, St: Send + Sync> FromRequestParts<St> for RequireScope<S> {
             Err(ApiError::Forbidden { scope: S::NAME })
         }
     }
+}
+
+/// The rule of an idempotency key, as a header or a GraphQL argument: 1 to
+/// 255 visible ASCII characters, so it is also a safe header upstream.
+pub fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(
+            "the idempotency key must be 1 to 255 visible ASCII characters".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters.
@@ -85,7 +88,7 @@ impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
         let key = value.to_str().map_err(|_| {
             ApiError::BadRequest("`Idempotency-Key` must be visible ASCII characters".into())
         })?;
-        crate::compose::orders::validate_idempotency_key(key)?;
+        validate_idempotency_key(key)?;
         Ok(Self(key.to_owned()))
     }
 }

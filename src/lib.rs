@@ -1,9 +1,11 @@
-//! bff-core: every mechanism a Backend-for-Frontend needs, shared by each BFF binary.
+//! bff-core: the gateway every Backend-for-Frontend runs on, knowing no shop.
 //!
-//! A BFF crate is composition only: its routes, its response shapes, its
-//! default config. Everything that authenticates, limits, calls upstreams,
-//! composes replies or renders errors lives here, so both teams get the same
-//! guarantees without copying code.
+//! It knows HTTP, auth, limits, upstreams by name, composition and GraphQL
+//! mechanics. A domain crate (`bff-shop`) holds typed clients and shared
+//! GraphQL types; a BFF crate holds its routes, reply shapes and defaults.
+//! Everything that authenticates, limits, calls upstreams, composes replies
+//! or renders errors lives here, so every team gets the same guarantees
+//! without copying code.
 
 /// JWT authentication: key pinning, claim validation, the `Authenticated` extractor.
 pub mod auth;
@@ -17,13 +19,11 @@ pub mod compose;
 pub mod config;
 /// Cross-origin access per BFF.
 pub mod cors;
-/// Built-in upstream services that follow the contracts, for `--demo` and the tests.
-pub mod demo;
 /// The one place where failures become the contract's JSON error body.
 pub mod error;
 /// Request extractors shared by the BFFs' handlers (JSON body, idempotency key, caller).
 pub mod extract;
-/// GraphQL: shared types and resolvers, limits, persisted documents, GraphQL over HTTP.
+/// GraphQL mechanics: limits, persisted documents, null propagation, GraphQL over HTTP.
 pub mod graphql;
 /// Request header count and size limits (`431`).
 pub mod header_limits;
@@ -35,9 +35,7 @@ pub mod metrics;
 pub mod rate_limit;
 /// Request id and W3C trace context: kept from the client or started here.
 pub mod request_context;
-/// REST handlers that every BFF mounts unchanged (`POST /orders`).
-pub mod rest;
-/// Starting a BFF binary: flags, config, demo upstreams, serving until a signal.
+/// Starting a BFF binary: flags, config, the demo hook, serving until a signal.
 pub mod run;
 /// The router, its layer stack, operations endpoints and graceful shutdown.
 pub mod server;
@@ -47,7 +45,7 @@ pub mod server_timing;
 pub mod telemetry;
 /// TLS termination with rustls, HTTP/2 offered by ALPN.
 pub mod tls;
-/// Typed clients for the user, order and notification services.
+/// Upstreams by name and every call's mechanics (cache, retries, breaker, ...).
 pub mod upstream;
 
 pub use error::{ApiError, ErrorCode};

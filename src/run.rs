@@ -6,16 +6,13 @@
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cli::{Args, usage};
-use crate::config::{Config, ConfigSources, LogFormat, Profile, Secret};
-use crate::demo::DemoUpstreams;
-use crate::demo::token::{self, DevClaims};
+use crate::config::{Config, ConfigError, ConfigSources, LogFormat, Profile};
 use crate::listener::serve;
 use crate::server::AppState;
 use crate::telemetry::{self, otel};
@@ -27,13 +24,35 @@ pub struct BffSpec {
     pub name: &'static str,
     /// The crate's `bff-*.toml`, embedded: the lowest config layer.
     pub default_config: &'static str,
-    /// Builds the full application router from the shared state.
-    pub app: fn(AppState) -> Router,
+    /// Builds the full application router from the shared state; an
+    /// error when the config lacks an upstream a route calls.
+    pub app: fn(AppState) -> Result<Router, ConfigError>,
     /// The route the demo's ready-to-paste `curl` line calls.
     pub demo_path: &'static str,
     /// The GraphQL schema as SDL, for `--print-schema`.
     pub schema_sdl: fn() -> String,
+    /// Starts built-in upstreams for `--demo`; `None` in a build without
+    /// them (production images), where `--demo` is refused.
+    pub demo: Option<DemoStart>,
 }
+
+/// Built-in upstreams for `--demo`, supplied by a BFF crate's `demo`
+/// feature, so the gateway itself ships no demo data.
+pub trait Demo: Send {
+    /// Points `config` at the demo's upstreams and trusts the demo's own
+    /// fresh signing secret.
+    fn configure(&self, config: &mut Config);
+    /// A development token that `config` accepts, and what it is for
+    /// (`user u1, scope orders:write, valid 24 h`), for the banner.
+    fn token(&self, config: &Config) -> (String, String);
+}
+
+/// A [`Demo`] starting.
+pub type DemoFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn Demo>, String>> + Send>>;
+
+/// Starts a [`Demo`].
+pub type DemoStart = fn() -> DemoFuture;
 
 /// Runs the binary; returns 1 on a start-up error, 2 on a usage error.
 pub fn main(spec: BffSpec) -> ExitCode {
@@ -113,47 +132,44 @@ pub fn main(spec: BffSpec) -> ExitCode {
 
 async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String> {
     let demo = if args.demo {
-        let demo = DemoUpstreams::start()
-            .await
-            .map_err(|e| format!("cannot start the demo upstreams: {e}"))?;
-        Some(demo)
+        let start = spec.demo.ok_or_else(|| {
+            format!(
+                "this build of {} has no --demo (it was built without the `demo` feature)",
+                spec.name
+            )
+        })?;
+        Some(start().await?)
     } else {
         None
     };
-    let demo_secret = demo.as_ref().map(|demo| {
-        let secret = token::random_secret();
-        demo.point_config_at_self(&mut config);
-        config.auth.hs256_secret = Some(Secret::new(secret.clone()));
-        config.auth.public_key_pem = None;
+    if let Some(demo) = &demo {
+        demo.configure(&mut config);
         config.profile = Profile::Development;
         // The demo is for this machine only.
         if config.listen.ip().is_unspecified() {
             config.listen.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
-        secret
-    });
+    }
     config.validate().map_err(|e| e.to_string())?;
 
     let listen = config.listen;
     let drain_timeout = config.http.drain_timeout;
     let drain_delay = config.http.drain_delay;
     let http = config.http.clone();
-    let dev_claims = demo_secret.as_ref().map(|_| {
-        let mut claims = DevClaims::new("u1", "orders:write", Duration::from_secs(24 * 3600));
-        claims.iss = config.auth.issuer.clone();
-        claims.aud = config.auth.audience.clone();
-        claims
-    });
+    let demo_token = demo.as_ref().map(|demo| demo.token(&config));
     let tls = crate::tls::acceptor(&config.tls).map_err(|e| e.to_string())?;
     let state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
-    let app = (spec.app)(state.clone());
+    let app = (spec.app)(state.clone()).map_err(|e| e.to_string())?;
+    for name in state.upstreams().untaken() {
+        tracing::warn!(upstream = %name, "upstreams.{name} is configured but no route calls it");
+    }
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("config key `listen`: cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(bff = spec.name, %local, tls = tls.is_some(), "listening");
-    if let (Some(secret), Some(claims)) = (&demo_secret, &dev_claims) {
-        print_demo_banner(spec, local, &token::hs256(secret, claims));
+    if let Some((token, about)) = &demo_token {
+        print_demo_banner(spec, local, token, about);
     }
 
     let (signalled_tx, signalled_rx) = oneshot::channel::<()>();
@@ -185,12 +201,12 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
     Ok(())
 }
 
-fn print_demo_banner(spec: BffSpec, local: SocketAddr, token: &str) {
+fn print_demo_banner(spec: BffSpec, local: SocketAddr, token: &str, about: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "\n{name} is running in demo mode on http://{local} with built-in upstreams.\n\
-         Development token (user u1, scope orders:write, valid 24 h):\n\n{token}\n\n\
+         Development token ({about}):\n\n{token}\n\n\
          Try:\n\ncurl -s -H 'Authorization: Bearer {token}' http://{local}{path}\n",
         name = spec.name,
         path = spec.demo_path,

@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::{RateLimiter, enforce_ip_limit, enforce_rate_limit};
 use crate::request_context::attach_request_context;
 use crate::telemetry::access::{observe, tag_route};
-use crate::upstream::{ShopClients, Upstreams};
+use crate::upstream::Upstreams;
 
 /// Everything a request may need, built once at start and shared by `Arc`.
 #[derive(Debug, Clone)]
@@ -42,7 +42,6 @@ struct Inner {
     name: &'static str,
     config: Config,
     upstreams: Upstreams,
-    shop: ShopClients,
     verifier: JwtVerifier,
     api_keys: ApiKeys,
     rate_limiter: Arc<RateLimiter>,
@@ -57,10 +56,6 @@ impl AppState {
     pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
         let metrics = Arc::new(Metrics::new(name));
         let upstreams = Upstreams::from_config(&config.upstreams, &metrics)?;
-        let shop = ShopClients::from_registry(&upstreams)?;
-        for name in upstreams.untaken() {
-            tracing::warn!(upstream = %name, "upstreams.{name} is configured but no route calls it");
-        }
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys)?;
         let rate_limiter = Arc::new(RateLimiter::per_subject(&config.rate_limit));
@@ -71,7 +66,6 @@ impl AppState {
             name,
             config,
             upstreams,
-            shop,
             verifier,
             api_keys,
             rate_limiter,
@@ -93,11 +87,6 @@ impl AppState {
     /// Every configured upstream, by name.
     pub fn upstreams(&self) -> &Upstreams {
         &self.0.upstreams
-    }
-
-    /// The shop's typed clients.
-    pub fn shop(&self) -> &ShopClients {
-        &self.0.shop
     }
 
     pub fn verifier(&self) -> &JwtVerifier {

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bff_core::demo::DemoUpstreams;
-use bff_core::demo::Service;
+use bff_testkit::DemoUpstreams;
+use bff_testkit::Service;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;

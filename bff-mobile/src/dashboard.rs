@@ -1,15 +1,15 @@
 //! `GET /user-dashboard` for the mobile app: lean profile (no e-mail), the
 //! 3 newest orders, and only the unread count of notifications.
 
+use axum::Extension;
 use axum::Json;
-use axum::extract::State;
 use axum::response::Response;
-use bff_core::AppState;
 use bff_core::compose::Degraded;
-use bff_core::compose::dashboard::{Dashboard, DashboardWanted, dashboard};
 use bff_core::upstream::Caller;
-use bff_core::upstream::orders::Order;
-use bff_core::upstream::users::User;
+use bff_shop::ShopClients;
+use bff_shop::clients::orders::Order;
+use bff_shop::clients::users::User;
+use bff_shop::dashboard::{Dashboard, DashboardWanted, dashboard};
 use serde::Serialize;
 
 /// One notification is the smallest page; only its count is used.
@@ -45,8 +45,8 @@ pub struct OrderSummary {
 }
 
 /// `GET /user-dashboard`, with `Server-Timing` for each upstream part.
-pub async fn user_dashboard(State(state): State<AppState>, caller: Caller) -> Response {
-    dashboard(state.shop(), &caller, WANTED)
+pub async fn user_dashboard(Extension(shop): Extension<ShopClients>, caller: Caller) -> Response {
+    dashboard(&shop, &caller, WANTED)
         .await
         .respond(|d| Json(MobileDashboard::from(d)))
 }

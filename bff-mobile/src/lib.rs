@@ -9,11 +9,13 @@ pub mod dashboard;
 /// The mobile app's GraphQL schema and trusted operations.
 pub mod graphql;
 
-use axum::Router;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use bff_core::AppState;
+use bff_core::config::ConfigError;
 use bff_core::graphql::GraphQlEndpoint;
 use bff_core::run::BffSpec;
+use bff_shop::ShopClients;
 
 /// This BFF's defaults: the lowest configuration layer.
 pub const DEFAULT_CONFIG: &str = include_str!("../bff-mobile.toml");
@@ -25,23 +27,32 @@ pub const SPEC: BffSpec = BffSpec {
     app,
     demo_path: "/user-dashboard",
     schema_sdl: graphql::sdl,
+    #[cfg(feature = "demo")]
+    demo: Some(bff_testkit::demo::start),
+    #[cfg(not(feature = "demo"))]
+    demo: None,
 };
 
 /// The whole application, ready to serve: tests call this too.
-pub fn app(state: AppState) -> Router {
-    let routes = routes(&state);
-    bff_core::server::router(state, routes)
+/// An error when the config lacks an upstream its routes call.
+pub fn app(state: AppState) -> Result<Router, ConfigError> {
+    let routes = routes(&state)?;
+    Ok(bff_core::server::router(state, routes))
 }
 
 /// The mobile app's authenticated, rate-limited routes.
-fn routes(state: &AppState) -> Router<AppState> {
+fn routes(state: &AppState) -> Result<Router<AppState>, ConfigError> {
+    let shop = ShopClients::from_registry(state.upstreams())?;
     let graphql = GraphQlEndpoint::new(
         graphql::schema(state.config()),
         graphql::TRUSTED_OPERATIONS,
         state.config(),
-    );
-    Router::new()
+    )
+    .with_request_data(bff_shop::graphql::request_data(shop.clone()));
+    Ok(Router::new()
         .route("/user-dashboard", get(dashboard::user_dashboard))
-        .route("/orders", post(bff_core::rest::place_order))
+        .route("/orders", post(bff_shop::rest::place_order))
         .route("/graphql", graphql.into_route())
+        // The shop's clients, for the handlers that call its services.
+        .layer(Extension(shop)))
 }

@@ -1,16 +1,16 @@
 //! `GET /user-dashboard` for the web app: full profile, the 10 newest
 //! orders with item counts, the 10 newest notifications.
 
+use axum::Extension;
 use axum::Json;
-use axum::extract::State;
 use axum::response::Response;
-use bff_core::AppState;
 use bff_core::compose::Degraded;
-use bff_core::compose::dashboard::{Dashboard, DashboardWanted, dashboard};
 use bff_core::upstream::Caller;
-use bff_core::upstream::notifications::{Notification, NotificationsPage};
-use bff_core::upstream::orders::Order;
-use bff_core::upstream::users::User;
+use bff_shop::ShopClients;
+use bff_shop::clients::notifications::{Notification, NotificationsPage};
+use bff_shop::clients::orders::Order;
+use bff_shop::clients::users::User;
+use bff_shop::dashboard::{Dashboard, DashboardWanted, dashboard};
 use serde::Serialize;
 
 const WANTED: DashboardWanted = DashboardWanted {
@@ -67,8 +67,8 @@ pub struct NotificationItem {
 }
 
 /// `GET /user-dashboard`, with `Server-Timing` for each upstream part.
-pub async fn user_dashboard(State(state): State<AppState>, caller: Caller) -> Response {
-    dashboard(state.shop(), &caller, WANTED)
+pub async fn user_dashboard(Extension(shop): Extension<ShopClients>, caller: Caller) -> Response {
+    dashboard(&shop, &caller, WANTED)
         .await
         .respond(|d| Json(WebDashboard::from(d)))
 }

@@ -5,9 +5,6 @@
 //! either required (its failure fails the reply) or optional (its failure
 //! becomes `None` plus a [`Degraded`] entry).
 
-pub mod dashboard;
-pub mod orders;
-
 use std::future::Future;
 use std::time::Instant;
 

@@ -23,7 +23,6 @@ use serde_json::{Map, Value};
 use super::documents::{DocumentError, DocumentRequest, Documents};
 use super::errors::{ensure_codes, request_error};
 use super::limits;
-use super::loader::users_loader;
 use super::nulls::Nullability;
 use super::schema::BffSchema;
 use crate::auth::Authenticated;
@@ -44,7 +43,14 @@ pub struct GraphQlEndpoint<Q, M> {
     nullability: Nullability,
     /// Off in production, where `__schema` and `__type` are refused.
     introspection: bool,
+    /// What each request gets in its data besides the state, the caller
+    /// and its credentials (the domain's per-request loaders).
+    request_data: Option<RequestData>,
 }
+
+/// Adds a request's own data (loaders built for its caller) before it runs.
+pub type RequestData =
+    Arc<dyn Fn(async_graphql::Request, &Caller) -> async_graphql::Request + Send + Sync>;
 
 impl<Q, M> std::fmt::Debug for GraphQlEndpoint<Q, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,7 +74,19 @@ where
             documents: Documents::new(trusted, &config.graphql, config.profile),
             config: config.graphql.clone(),
             introspection: config.profile == Profile::Development,
+            request_data: None,
         }
+    }
+
+    /// Gives every request data of its own, built for its caller: the
+    /// place for per-request DataLoaders, so nothing loaded for one caller
+    /// reaches another.
+    pub fn with_request_data(
+        mut self,
+        add: impl Fn(async_graphql::Request, &Caller) -> async_graphql::Request + Send + Sync + 'static,
+    ) -> Self {
+        self.request_data = Some(Arc::new(add));
+        self
     }
 
     /// The `GET` and `POST` handlers for the BFF's `/graphql` route.
@@ -232,12 +250,10 @@ where
         request.set_parsed_query(parsed);
         // Every upstream call of this request is timed, the loader's too.
         let caller = caller.recording_timings();
-        let loader = users_loader(state.shop().users.clone(), caller.clone());
-        let request = request
-            .data(state)
-            .data(caller.clone())
-            .data(auth)
-            .data(loader);
+        let mut request = request.data(state).data(caller.clone()).data(auth);
+        if let Some(add) = &self.request_data {
+            request = add(request, &caller);
+        }
         let mut response = self.schema.execute(request).await;
         if response.errors.iter().any(|e| !e.path.is_empty()) {
             // Rare path: parse again rather than clone every document.

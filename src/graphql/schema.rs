@@ -2,8 +2,14 @@
 
 use async_graphql::{EmptySubscription, ObjectType, Schema};
 
-use super::fields::FieldLimits;
 use crate::config::{GraphQlConfig, Profile};
+
+/// Per-schema limits resolvers enforce themselves, in the schema's data.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldLimits {
+    /// Largest `first` a list field accepts.
+    pub max_first: u32,
+}
 
 /// The schema of a BFF: its `Query` and `Mutation`, no subscriptions.
 pub type BffSchema<Q, M> = Schema<Q, M, EmptySubscription>;

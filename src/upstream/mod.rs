@@ -1,5 +1,5 @@
-//! Upstreams: a registry of configured services by name, and the typed
-//! clients of the shop's user, order and notification services.
+//! Upstreams: a registry of configured services by name, and the call
+//! mechanics every typed client builds on.
 //!
 //! Each upstream has one pooled `reqwest::Client` (built once at start),
 //! and every call goes through [`endpoint::Endpoint`], which bounds it
@@ -12,10 +12,7 @@ mod coalesce;
 pub mod config;
 mod endpoint;
 pub mod guard;
-pub mod notifications;
-pub mod orders;
 pub mod segment;
-pub mod users;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -27,9 +24,6 @@ use reqwest::StatusCode;
 pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
 pub use endpoint::{BodyCheck, Endpoint, shape_of};
-pub use notifications::NotificationsClient;
-pub use orders::OrdersClient;
-pub use users::UsersClient;
 
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
@@ -271,28 +265,5 @@ impl Upstreams {
             .iter()
             .map(|(name, endpoint)| (name.clone(), endpoint.health()))
             .collect()
-    }
-}
-
-/// The shop's three typed clients, resolved from the registry by name.
-#[derive(Debug, Clone)]
-pub struct ShopClients {
-    pub users: UsersClient,
-    pub orders: OrdersClient,
-    pub notifications: NotificationsClient,
-}
-
-impl ShopClients {
-    /// The upstreams the shop's routes call.
-    pub const UPSTREAMS: [&str; 3] = ["users", "orders", "notifications"];
-
-    /// Takes `users`, `orders` and `notifications` from the registry; an
-    /// error names the first one the config lacks.
-    pub fn from_registry(upstreams: &Upstreams) -> Result<Self, ConfigError> {
-        Ok(Self {
-            users: UsersClient::new(upstreams.endpoint("users")?),
-            orders: OrdersClient::new(upstreams.endpoint("orders")?),
-            notifications: NotificationsClient::new(upstreams.endpoint("notifications")?),
-        })
     }
 }

@@ -574,7 +574,7 @@ async fn an_api_key_acts_as_its_subject_with_its_own_quota() {
     let seen = app
         .upstreams
         .control()
-        .requests(bff_core::demo::Service::Users);
+        .requests(bff_testkit::Service::Users);
     assert_eq!(seen[0].headers["x-user-id"], "u2");
     assert!(
         !seen[0].headers.contains_key("authorization"),

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body, keys};
-use bff_core::demo::Fault;
-use bff_core::demo::Service;
+use bff_testkit::Fault;
+use bff_testkit::Service;
 use reqwest::StatusCode;
 use serde_json::json;
 

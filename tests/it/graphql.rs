@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 
 use crate::support::{Bff, TestApp, json_body};
-use bff_core::demo::Fault;
-use bff_core::demo::Service;
 use bff_core::graphql::document_hash;
+use bff_testkit::Fault;
+use bff_testkit::Service;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -53,7 +53,7 @@ async fn sellers_are_fetched_in_one_batch_for_1_20_and_100_orders() {
 
 #[tokio::test]
 async fn the_user_loader_splits_more_than_100_ids_into_batches_of_100() {
-    let demo = bff_core::demo::DemoUpstreams::start()
+    let demo = bff_testkit::DemoUpstreams::start()
         .await
         .expect("demo upstreams");
     let mut config = bff_core::config::Config::default();
@@ -70,8 +70,8 @@ async fn the_user_loader_splits_more_than_100_ids_into_batches_of_100() {
         Some("Bearer t".parse().expect("header")),
     )
     .expect("caller");
-    let shop = bff_core::upstream::ShopClients::from_registry(&upstreams).expect("shop clients");
-    let loader = bff_core::graphql::loader::users_loader(shop.users.clone(), caller);
+    let shop = bff_shop::ShopClients::from_registry(&upstreams).expect("shop clients");
+    let loader = bff_shop::graphql::loader::users_loader(shop.users.clone(), caller);
 
     let ids: Vec<String> = (1..=150).map(|n| format!("u{n}")).collect();
     let users = loader.load_many(ids.clone()).await.expect("loaded");

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body};
-use bff_core::demo::Fault;
-use bff_core::demo::Service;
+use bff_testkit::Fault;
+use bff_testkit::Service;
 use reqwest::StatusCode;
 
 #[tokio::test]

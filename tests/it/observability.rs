@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::support::{Bff, TestApp};
-use bff_core::demo::Fault;
-use bff_core::demo::Service;
+use bff_testkit::Fault;
+use bff_testkit::Service;
 use futures_util::StreamExt as _;
 use prometheus_parse::{Scrape, Value as Metric};
 use reqwest::StatusCode;
@@ -517,7 +517,8 @@ async fn a_bff_whose_routes_call_an_unconfigured_upstream_does_not_start() {
     config
         .validate()
         .expect("every configured upstream is valid");
-    let error = bff_core::AppState::new("bff-web", config).expect_err("notifications missing");
+    let state = bff_core::AppState::new("bff-web", config).expect("state builds");
+    let error = bff_web::app(state).expect_err("notifications missing");
     assert!(
         error.to_string().contains("upstreams.notifications.url"),
         "{error}"

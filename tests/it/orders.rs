@@ -1,7 +1,7 @@
 //! `POST /orders`: scope, idempotency key, validation, one order per key.
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body};
-use bff_core::demo::Service;
+use bff_testkit::Service;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -43,7 +43,7 @@ async fn a_failed_placement_is_not_retried() {
     let app = TestApp::spawn(Bff::Web).await;
     app.fault(
         Service::Orders,
-        bff_core::demo::Fault {
+        bff_testkit::Fault {
             status: Some(StatusCode::SERVICE_UNAVAILABLE),
             ..Default::default()
         },

@@ -2,7 +2,7 @@
 //! with the caller's identity.
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body};
-use bff_core::demo::Service;
+use bff_testkit::Service;
 use reqwest::StatusCode;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -7,7 +7,8 @@ mod user;
 
 use async_graphql::MergedObject;
 use bff_core::config::Config;
-use bff_core::graphql::{BffSchema, NotificationMutations, OrderMutations, build_schema};
+use bff_core::graphql::{BffSchema, build_schema};
+use bff_shop::graphql::{NotificationMutations, OrderMutations};
 
 pub use operations::TRUSTED_OPERATIONS;
 pub use user::User;

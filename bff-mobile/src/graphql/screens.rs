@@ -1,8 +1,8 @@
 //! One query object per screen of the mobile app.
 
 use async_graphql::{Context, ID, Object, Result};
-use bff_core::graphql::fields;
-use bff_core::graphql::types::Order;
+use bff_shop::graphql::fields;
+use bff_shop::graphql::types::Order;
 
 use super::User;
 

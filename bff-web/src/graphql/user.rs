@@ -1,9 +1,9 @@
 //! The web app's `User`: the full profile.
 
 use async_graphql::{Context, ID, Object, Result};
-use bff_core::graphql::fields;
-use bff_core::graphql::types::{NotificationConnection, OrderConnection};
-use bff_core::graphql::{UserNode, UserRef};
+use bff_shop::graphql::fields;
+use bff_shop::graphql::types::{NotificationConnection, OrderConnection};
+use bff_shop::graphql::{UserNode, UserRef};
 
 /// A user of the shop.
 #[derive(Debug)]

@@ -1,10 +1,16 @@
-//! Built-in upstream services that follow the contracts, for `--demo` and the tests.
+//! bff-testkit: the shop's services built in, for `--demo` and the tests.
 //!
-//! Each service listens on its own ephemeral loopback port, serves seeded
-//! data ([`data`]), and can be told to misbehave ([`control::Fault`]).
+//! Each service listens on its own ephemeral loopback port, follows its
+//! OpenAPI contract, serves seeded data ([`data`]), and can be told to
+//! misbehave ([`control::Fault`]); [`demo`] is the `--demo` hook the BFF
+//! crates' `demo` feature plugs into the gateway; [`token`] signs
+//! development tokens; [`harness`] starts a BFF against them for a test.
+//! Production builds leave this crate out.
 
 pub mod control;
 pub mod data;
+pub mod demo;
+pub mod harness;
 mod services;
 pub mod token;
 
@@ -21,7 +27,7 @@ pub use services::Store;
 
 use url::Url;
 
-use crate::config::Config;
+use bff_core::config::Config;
 
 /// The three demo services, as the test kit addresses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -529,12 +529,12 @@ impl Collector {
 
 #[test]
 fn traces_continue_the_client_and_reach_an_otlp_collector() {
-    use bff_core::demo::Service;
+    use bff_testkit::Service;
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const CLIENT_SPAN: &str = "00f067aa0ba902b7";
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (upstreams, collector) = runtime.block_on(async {
-        let upstreams = bff_core::demo::DemoUpstreams::start()
+        let upstreams = bff_testkit::DemoUpstreams::start()
             .await
             .expect("upstreams");
         (upstreams, Collector::start().await)
@@ -595,10 +595,10 @@ fn traces_continue_the_client_and_reach_an_otlp_collector() {
 
 #[test]
 fn a_degraded_part_is_reported_in_the_access_line_not_as_a_warn_per_request() {
-    use bff_core::demo::Service;
+    use bff_testkit::Service;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let upstreams = runtime.block_on(async {
-        bff_core::demo::DemoUpstreams::start()
+        bff_testkit::DemoUpstreams::start()
             .await
             .expect("upstreams")
     });

@@ -3,7 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, shape_of};
+use bff_core::upstream::{
+    Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, UpstreamName, shape_of,
+};
 
 /// The service's `Notification`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +47,7 @@ impl NotificationsClient {
     }
 
     /// The upstream's configured name, for `degraded` and `Server-Timing`.
-    pub fn name(&self) -> &super::UpstreamName {
+    pub fn name(&self) -> &UpstreamName {
         self.endpoint.name()
     }
 

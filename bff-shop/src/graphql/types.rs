@@ -8,7 +8,7 @@ use async_graphql::{Context, ID, InputObject, Object, OutputType, SimpleObject};
 use tokio::sync::OnceCell;
 
 use super::fields::{self, Prefetched};
-use crate::upstream::{notifications, orders, users};
+use crate::clients::{notifications, orders, users};
 
 /// A user as the resolvers hold it: always its id, its profile once loaded.
 #[derive(Debug, Clone)]
@@ -114,8 +114,8 @@ impl<U: UserNode> Order<U> {
         let profile = fields::user_of(ctx, &self.order.seller_id, self.seller.as_ref())
             .await?
             .ok_or_else(|| {
-                super::errors::coded(
-                    crate::ErrorCode::UpstreamBadResponse,
+                bff_core::graphql::errors::coded(
+                    bff_core::ErrorCode::UpstreamBadResponse,
                     "the order's seller does not exist",
                 )
             })?;

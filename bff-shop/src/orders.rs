@@ -1,8 +1,11 @@
 //! Placing an order: validated here, sent once upstream with the client's key.
 
-use crate::error::ApiError;
-use crate::upstream::orders::{NewOrderLine, PlacedOrder};
-use crate::upstream::{Caller, ShopClients};
+use bff_core::error::ApiError;
+use bff_core::extract::validate_idempotency_key;
+use bff_core::upstream::Caller;
+
+use crate::ShopClients;
+use crate::clients::orders::{NewOrderLine, PlacedOrder};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -10,17 +13,6 @@ pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: i64 = 10_000;
 /// Longest SKU accepted.
 pub const MAX_SKU_LEN: usize = 64;
-
-/// The `Idempotency-Key` rules of the order service: 1 to 255 characters,
-/// here also restricted to visible ASCII so the key is a safe header.
-pub fn validate_idempotency_key(key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::BadRequest(
-            "the idempotency key must be 1 to 255 visible ASCII characters".into(),
-        ));
-    }
-    Ok(())
-}
 
 /// Checks the lines before anything is sent, so a bad order costs no
 /// upstream call and gets a precise message.

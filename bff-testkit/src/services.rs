@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::data;
-use crate::upstream::notifications::{Notification, NotificationsPage};
-use crate::upstream::orders::{Order, OrderItem, OrdersPage, PlaceOrderRequest};
-use crate::upstream::users::{MAX_IDS_PER_CALL, User, UsersPage};
+use bff_shop::clients::notifications::{Notification, NotificationsPage};
+use bff_shop::clients::orders::{Order, OrderItem, OrdersPage, PlaceOrderRequest};
+use bff_shop::clients::users::{MAX_IDS_PER_CALL, User, UsersPage};
+
+use crate::data;
 
 /// Idempotency keys remembered by the demo order service.
 const IDEMPOTENCY_LIMIT: usize = 100_000;

@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::Service;
+use crate::Service;
 
 /// Requests kept per service for inspection.
 const RECORDED_LIMIT: usize = 512;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
-use crate::upstream::users::{MAX_IDS_PER_CALL, User};
-use crate::upstream::{Caller, UpstreamError, UsersClient};
+use bff_core::upstream::{Caller, UpstreamError};
+
+use crate::clients::UsersClient;
+use crate::clients::users::{MAX_IDS_PER_CALL, User};
 
 /// Loads users by id for one caller. Built per request, so neither the
 /// caller's identity nor the cache is ever shared between requests.

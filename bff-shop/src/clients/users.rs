@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, Endpoint, Fetched, UpstreamError};
+use bff_core::upstream::{Caller, Endpoint, Fetched, UpstreamError, UpstreamName};
 
 /// The service's `User`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ impl UsersClient {
     }
 
     /// The upstream's configured name, for `degraded` and `Server-Timing`.
-    pub fn name(&self) -> &super::UpstreamName {
+    pub fn name(&self) -> &UpstreamName {
         self.endpoint.name()
     }
 

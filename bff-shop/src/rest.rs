@@ -1,15 +1,14 @@
 //! REST handlers that every BFF mounts unchanged (`POST /orders`).
 
-use axum::extract::State;
+use axum::Extension;
 use axum::http::StatusCode;
+use bff_core::error::ApiError;
+use bff_core::extract::{IdempotencyKey, Json, RequireScope};
+use bff_core::upstream::Caller;
 use serde::{Deserialize, Serialize};
 
-use crate::compose;
-use crate::error::ApiError;
-use crate::extract::{IdempotencyKey, Json, OrdersWrite, RequireScope};
-use crate::server::AppState;
-use crate::upstream::Caller;
-use crate::upstream::orders::{NewOrderLine, Order, OrderItem};
+use crate::clients::orders::{NewOrderLine, Order, OrderItem};
+use crate::{OrdersWrite, ShopClients};
 
 /// `POST /orders` body.
 #[derive(Debug, Deserialize)]
@@ -49,13 +48,13 @@ impl From<Order> for OrderView {
 /// `201` with the new order, or `200` with the same order when the key
 /// was already used for this request.
 pub async fn place_order(
-    State(state): State<AppState>,
+    Extension(shop): Extension<ShopClients>,
     _scope: RequireScope<OrdersWrite>,
     IdempotencyKey(key): IdempotencyKey,
     caller: Caller,
     Json(body): Json<PlaceOrderBody>,
 ) -> Result<(StatusCode, axum::Json<OrderView>), ApiError> {
-    let placed = compose::orders::place_order(state.shop(), &caller, &key, body.items).await?;
+    let placed = crate::orders::place_order(&shop, &caller, &key, body.items).await?;
     let status = if placed.created {
         StatusCode::CREATED
     } else {

@@ -7,26 +7,20 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
 
-use super::errors::{GraphQlResultExt, coded};
+use bff_core::auth::Authenticated;
+use bff_core::error::ErrorCode;
+use bff_core::extract::Scope;
+use bff_core::graphql::FieldLimits;
+use bff_core::graphql::errors::{GraphQlResultExt, coded};
+use bff_core::upstream::{Caller, Fetched, UpstreamError, UpstreamErrorKind, segment};
+
 use super::loader::Users;
 use super::types::{
     Notification, NotificationConnection, Order, OrderConnection, OrderItemInput, UserNode, UserRef,
 };
-use crate::auth::Authenticated;
-use crate::compose;
-use crate::error::ErrorCode;
-use crate::extract::{OrdersWrite, Scope};
-use crate::server::AppState;
-use crate::upstream::orders::NewOrderLine;
-use crate::upstream::users::User;
-use crate::upstream::{Caller, Fetched, UpstreamError, UpstreamErrorKind, segment};
-
-/// Per-schema limits resolvers enforce themselves.
-#[derive(Debug, Clone, Copy)]
-pub struct FieldLimits {
-    /// Largest `first` a list field accepts.
-    pub max_first: u32,
-}
+use crate::clients::orders::NewOrderLine;
+use crate::clients::users::User;
+use crate::{OrdersWrite, ShopClients};
 
 fn data<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> async_graphql::Result<&'a T> {
     ctx.data::<T>()
@@ -38,8 +32,9 @@ pub fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Caller> {
     data::<Caller>(ctx)
 }
 
-fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
-    data::<AppState>(ctx)
+/// The shop's clients, given to every request (see [`super::request_data`]).
+fn shop<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ShopClients> {
+    data::<ShopClients>(ctx)
 }
 
 /// Loads a user through the request's batched loader.
@@ -49,8 +44,7 @@ pub async fn load_user(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Opt
 
 /// Fetches one profile directly (`GET /users/{id}`).
 pub async fn fetch_profile(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Arc<User>> {
-    let user = state(ctx)?
-        .shop()
+    let user = shop(ctx)?
         .users
         .get(caller(ctx)?, id)
         .await
@@ -148,8 +142,7 @@ pub async fn orders<U: UserNode>(
 ) -> async_graphql::Result<OrderConnection<U>> {
     let limit = page_size(ctx, first)?;
     own(ctx, user, "orders")?;
-    let page = state(ctx)?
-        .shop()
+    let page = shop(ctx)?
         .orders
         .list_for_user(caller(ctx)?, user.id(), limit, after)
         .await
@@ -179,8 +172,7 @@ pub async fn notifications<U: UserNode>(
 ) -> async_graphql::Result<NotificationConnection<U>> {
     let limit = page_size(ctx, first)?;
     own(ctx, user, "notifications")?;
-    let page = state(ctx)?
-        .shop()
+    let page = shop(ctx)?
         .notifications
         .list_for_user(caller(ctx)?, user.id(), limit, unread_only)
         .await
@@ -222,8 +214,7 @@ pub async fn order<U: UserNode>(
 ) -> async_graphql::Result<Option<Order<U>>> {
     let id = path_id(id)?;
     let caller = caller(ctx)?;
-    match state(ctx)?
-        .shop()
+    match shop(ctx)?
         .orders
         .get_own(caller, id)
         .await
@@ -272,10 +263,9 @@ impl<U: UserNode> OrderMutations<U> {
                 quantity: i64::from(item.quantity),
             })
             .collect();
-        let placed =
-            compose::orders::place_order(state(ctx)?.shop(), caller(ctx)?, &idempotency_key, lines)
-                .await
-                .gql()?;
+        let placed = crate::orders::place_order(shop(ctx)?, caller(ctx)?, &idempotency_key, lines)
+            .await
+            .gql()?;
         Ok(placed.order.into())
     }
 }
@@ -301,7 +291,7 @@ impl<U: UserNode> NotificationMutations<U> {
     ) -> async_graphql::Result<Notification<U>> {
         let id = path_id(&id)?;
         let caller = caller(ctx)?;
-        let client = &state(ctx)?.shop().notifications;
+        let client = &shop(ctx)?.notifications;
         let not_found = || coded(ErrorCode::NotFound, "no such notification");
         // The service marks any id it is given, and has no read of one
         // notification: the caller's own list proves ownership first.

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::upstream::notifications::Notification;
-use crate::upstream::orders::{Order, OrderItem};
-use crate::upstream::users::User;
+use bff_shop::clients::notifications::Notification;
+use bff_shop::clients::orders::{Order, OrderItem};
+use bff_shop::clients::users::User;
 
 /// Number of seeded users, `u1` to `u150`: enough that one request can
 /// need more users than one batch call may ask for.

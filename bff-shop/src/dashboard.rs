@@ -1,10 +1,12 @@
 //! The dashboard fan-out: profile, recent orders and notifications at once.
 
-use super::{Composed, Degraded, optional, required, timed};
-use crate::upstream::notifications::NotificationsPage;
-use crate::upstream::orders::Order;
-use crate::upstream::users::User;
-use crate::upstream::{Caller, ShopClients};
+use bff_core::compose::{Composed, Degraded, optional, required, timed};
+use bff_core::upstream::Caller;
+
+use crate::ShopClients;
+use crate::clients::notifications::NotificationsPage;
+use crate::clients::orders::Order;
+use crate::clients::users::User;
 
 /// How much of each part a BFF wants.
 #[derive(Debug, Clone, Copy)]
