@@ -325,7 +325,7 @@ pub async fn render_error_body(request: Request, next: Next) -> Response {
                 .unwrap_or_default(),
         },
     };
-    let body = serde_json::to_vec(&envelope).unwrap_or_default();
+    let body = serde_json::to_vec(&envelope).expect("the error envelope holds strings only");
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

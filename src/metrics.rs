@@ -58,7 +58,8 @@ impl Metrics {
     /// Registers every metric, labelled `bff="<name>"`.
     pub fn new(bff: &str) -> Self {
         let labels = std::iter::once(("bff".to_owned(), bff.to_owned())).collect();
-        let registry = Registry::new_custom(None, Some(labels)).unwrap_or_default();
+        let registry = Registry::new_custom(None, Some(labels))
+            .expect("`bff` is a valid label name, set once");
         let requests = IntCounterVec::new(
             Opts::new(
                 "http_requests_total",
@@ -242,7 +243,7 @@ impl Metrics {
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(%error, "metrics not encoded");
         }
-        String::from_utf8(out).unwrap_or_default()
+        String::from_utf8(out).expect("the Prometheus text format is UTF-8")
     }
 }
 

@@ -67,7 +67,7 @@ fn is_sane_request_id(bytes: &[u8]) -> bool {
 
 fn generate_request_id() -> HeaderValue {
     let id: u128 = rand::random();
-    HeaderValue::try_from(format!("{id:032x}")).unwrap_or(HeaderValue::from_static("unknown"))
+    HeaderValue::try_from(format!("{id:032x}")).expect("hex digits are a valid header value")
 }
 
 /// W3C Trace Context: the trace this request belongs to and the BFF's own
@@ -248,7 +248,7 @@ pub fn traceparent(span: SpanIds) -> HeaderValue {
         span.span_id,
         u8::from(span.sampled)
     );
-    HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""))
+    HeaderValue::try_from(s).expect("a traceparent is hex digits and dashes")
 }
 
 /// Parses `00-<32 hex>-<16 hex>-<2 hex>` (later versions: the same prefix);

@@ -40,7 +40,7 @@ pub fn hs256(secret: &str, claims: &DevClaims) -> String {
         claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
-    .unwrap_or_default()
+    .expect("HS256 signs any claims of strings and numbers")
 }
 
 /// A fresh random secret for one demo run: 32 random bytes, hex-encoded.

@@ -504,7 +504,7 @@ fn write(
         errors: &errors,
         extensions,
     })
-    .unwrap_or_default();
+    .expect("a GraphQL response is JSON values with string keys");
     let (status, content_type) = match media {
         Media::GraphQlResponseJson if request_error => {
             (StatusCode::BAD_REQUEST, GRAPHQL_RESPONSE_JSON)

@@ -22,13 +22,11 @@ use super::{CallTiming, Caller, UpstreamError, UpstreamErrorKind, UpstreamHealth
 use crate::metrics::Metrics;
 
 /// Judges a 2xx reply's body before the call counts as a success.
-pub type BodyCheck = fn(&[u8]) -> Result<(), &'static str>;
+pub type BodyCheck = fn(&[u8]) -> Result<(), serde_json::Error>;
 
 /// A [`BodyCheck`]: the body decodes as `T`.
-pub fn shape_of<T: DeserializeOwned>(body: &[u8]) -> Result<(), &'static str> {
-    serde_json::from_slice::<T>(body)
-        .map(drop)
-        .map_err(|e| decode_failure(&e))
+pub fn shape_of<T: DeserializeOwned>(body: &[u8]) -> Result<(), serde_json::Error> {
+    serde_json::from_slice::<T>(body).map(drop)
 }
 
 fn decode_failure(error: &serde_json::Error) -> &'static str {
@@ -388,6 +386,17 @@ impl Endpoint {
             Err(error) => error.kind.outcome(),
         };
         span.record("outcome", outcome);
+        if let Err(error) = &result {
+            // Why, cause included, inside the call's span: debug level, as
+            // the access line already names each degraded part's code.
+            span.in_scope(|| {
+                tracing::debug!(
+                    outcome,
+                    error = %error.chain(),
+                    "upstream call failed"
+                );
+            });
+        }
         if let Some(exported) = &mut exported_span {
             exported.set("bff.upstream", self.name.to_string());
             exported.set("http.request.method", method.as_str().to_owned());
@@ -481,8 +490,7 @@ impl Endpoint {
             .await
             .and_then(|reply| {
                 if reply.status.is_success() {
-                    (request.check)(&reply.body)
-                        .map_err(|reason| self.error(UpstreamErrorKind::BadBody(reason)))?;
+                    (request.check)(&reply.body).map_err(|e| self.bad_body(e))?;
                 }
                 Ok(reply)
             });
@@ -528,7 +536,7 @@ impl Endpoint {
         let mut response = request
             .send()
             .await
-            .map_err(|e| self.classify(&e, timeout))?;
+            .map_err(|e| self.classify(e, timeout))?;
         let status = response.status();
         let caching = self
             .cache
@@ -545,7 +553,7 @@ impl Endpoint {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.classify_body(&e, timeout))?
+            .map_err(|e| self.classify_body(e, timeout))?
         {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(self.error(UpstreamErrorKind::BadBody("reply too large")));
@@ -561,8 +569,7 @@ impl Endpoint {
 
     /// Decodes a JSON body into the service's typed reply.
     pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, UpstreamError> {
-        serde_json::from_slice(body)
-            .map_err(|e| self.error(UpstreamErrorKind::BadBody(decode_failure(&e))))
+        serde_json::from_slice(body).map_err(|e| self.bad_body(e))
     }
 
     /// Serializes a request body.
@@ -577,21 +584,30 @@ impl Endpoint {
         UpstreamError::new(self.name.clone(), kind)
     }
 
-    fn classify(&self, e: &reqwest::Error, timeout: Duration) -> UpstreamError {
-        if e.is_timeout() {
-            self.error(UpstreamErrorKind::Timeout(timeout))
-        } else if e.is_connect() {
-            self.error(UpstreamErrorKind::Unreachable)
-        } else {
-            self.error(UpstreamErrorKind::Transport)
-        }
+    /// A body that is not JSON or not of the expected shape; the decode
+    /// error (with its line and column) is the cause.
+    fn bad_body(&self, e: serde_json::Error) -> UpstreamError {
+        self.error(UpstreamErrorKind::BadBody(decode_failure(&e)))
+            .caused_by(e)
     }
 
-    fn classify_body(&self, e: &reqwest::Error, timeout: Duration) -> UpstreamError {
-        if e.is_timeout() {
-            self.error(UpstreamErrorKind::Timeout(timeout))
+    fn classify(&self, e: reqwest::Error, timeout: Duration) -> UpstreamError {
+        let kind = if e.is_timeout() {
+            UpstreamErrorKind::Timeout(timeout)
+        } else if e.is_connect() {
+            UpstreamErrorKind::Unreachable
         } else {
-            self.error(UpstreamErrorKind::BadBody("truncated"))
-        }
+            UpstreamErrorKind::Transport
+        };
+        self.error(kind).caused_by(e)
+    }
+
+    fn classify_body(&self, e: reqwest::Error, timeout: Duration) -> UpstreamError {
+        let kind = if e.is_timeout() {
+            UpstreamErrorKind::Timeout(timeout)
+        } else {
+            UpstreamErrorKind::BadBody("truncated")
+        };
+        self.error(kind).caused_by(e)
     }
 }

@@ -79,12 +79,33 @@ pub struct CallTiming {
     pub outcome: &'static str,
 }
 
-/// One failed upstream call: which service, and what went wrong.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{upstream} {kind}")]
+/// One failed upstream call: which upstream, what went wrong in the terms
+/// a caller decides on, and the underlying cause (the transport error, the
+/// decode error and its position), as pingora's errors carry theirs.
+///
+/// `Display` is the client-safe part ("orders is unavailable"): it becomes
+/// the contract's error message. The cause is the error's `source()`, for
+/// logs only ([`UpstreamError::chain`]): it may hold upstream addresses.
+#[derive(Debug, Clone)]
 pub struct UpstreamError {
     pub upstream: UpstreamName,
     pub kind: UpstreamErrorKind,
+    /// Shared, so a coalesced call's error reaches every waiter whole.
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.upstream, self.kind)
+    }
+}
+
+impl std::error::Error for UpstreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// What went wrong, in the terms a caller decides on.
@@ -168,7 +189,31 @@ impl UpstreamErrorKind {
 
 impl UpstreamError {
     pub(crate) fn new(upstream: UpstreamName, kind: UpstreamErrorKind) -> Self {
-        Self { upstream, kind }
+        Self {
+            upstream,
+            kind,
+            cause: None,
+        }
+    }
+
+    /// The same error, caused by `cause`.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
+    }
+
+    /// The error and every cause under it, for logs:
+    /// `orders is unreachable: error sending request ...: connection refused`.
+    pub fn chain(&self) -> String {
+        use std::error::Error as _;
+        let mut text = self.to_string();
+        let mut cause = self.source();
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
     }
 }
 

@@ -790,3 +790,45 @@ async fn stale_if_error_never_serves_what_must_be_revalidated() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_call_keeps_its_cause_for_the_logs_but_not_for_the_client() {
+    let mut demo = bff_testkit::DemoUpstreams::start()
+        .await
+        .expect("demo upstreams");
+    let mut config = bff_core::config::Config::default();
+    demo.point_config_at_self(&mut config);
+    config.upstreams.entry("orders").retry.max_retries = Some(0);
+    let upstreams = bff_core::upstream::Upstreams::from_config(
+        &config.upstreams,
+        &std::sync::Arc::new(bff_core::metrics::Metrics::new("test")),
+    )
+    .expect("clients");
+    let shop = bff_shop::ShopClients::from_registry(&upstreams).expect("shop clients");
+    let ctx = bff_core::request_context::RequestContext::from_headers(&Default::default());
+    let caller = bff_core::upstream::Caller::new(&ctx, "u1".into(), None).expect("caller");
+
+    // A body of the wrong shape: the decode error, with its position.
+    demo.control()
+        .set_fault(Service::Users, fault(|f| f.malformed_body = true));
+    let error = shop.users.get(&caller, "u1").await.expect_err("bad body");
+    assert_eq!(
+        error.to_string(),
+        "users sent a reply the gateway could not use (not JSON)"
+    );
+    assert!(std::error::Error::source(&error).is_some());
+    assert!(error.chain().contains("line 1 column"), "{}", error.chain());
+
+    // A refused connection: the transport error under it.
+    demo.stop(Service::Orders);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let error = shop
+        .orders
+        .get_own(&caller, "o1001")
+        .await
+        .expect_err("refused");
+    assert_eq!(error.to_string(), "orders is unreachable");
+    let chain = error.chain();
+    assert!(chain.len() > error.to_string().len(), "no cause: {chain}");
+    assert!(chain.to_lowercase().contains("connect"), "{chain}");
+}
