@@ -64,12 +64,6 @@ impl fmt::Display for UpstreamName {
     }
 }
 
-impl PartialEq<str> for UpstreamName {
-    fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
-    }
-}
-
 /// How one upstream call (or composed part) went, for `Server-Timing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallTiming {

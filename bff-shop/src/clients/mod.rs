@@ -21,9 +21,6 @@ pub struct ShopClients {
 }
 
 impl ShopClients {
-    /// The upstreams the shop's routes call, by their config names.
-    pub const UPSTREAMS: [&str; 3] = ["users", "orders", "notifications"];
-
     /// Takes `users`, `orders` and `notifications` from the registry; an
     /// error names the first one the config lacks.
     pub fn from_registry(upstreams: &Upstreams) -> Result<Self, ConfigError> {
