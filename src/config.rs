@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use crate::upstream::config::{
-    BreakerConfig, BreakerOverrides, RetryConfig, RetryOverrides, UpstreamConfig, UpstreamSettings,
-    UpstreamsConfig,
+    BreakerConfig, BreakerOverrides, MAX_INSTANCES, OutlierConfig, OutlierOverrides, RetryConfig,
+    RetryOverrides, UpstreamConfig, UpstreamSettings, UpstreamsConfig,
 };
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -571,27 +571,56 @@ impl Config {
     /// Each named upstream has a usable URL; `all` has none; every
     /// upstream's merged settings are sane. Errors name the key that was set.
     fn validate_upstreams(&self) -> Result<(), ConfigError> {
-        if self.upstreams.all().url.is_some() {
+        let all = self.upstreams.all();
+        if all.url.is_some() || all.instances.is_some() {
             return Err(ConfigError::invalid(
-                "upstreams.all.url",
-                "is not allowed: each upstream sets its own url",
+                "upstreams.all",
+                "url and instances are not allowed here: each upstream sets its own",
             ));
         }
         for (name, upstream) in self.upstreams.named() {
-            let key = format!("upstreams.{name}.url");
-            let url = upstream
-                .url
-                .as_ref()
-                .ok_or_else(|| ConfigError::invalid(&key, "is required"))?;
-            if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-                return Err(ConfigError::invalid(&key, "must be an http or https URL"));
+            let bases = match (&upstream.url, &upstream.instances) {
+                (Some(url), None) => vec![(format!("upstreams.{name}.url"), url)],
+                (None, Some(instances)) => {
+                    let key = format!("upstreams.{name}.instances");
+                    if instances.is_empty() || instances.len() > MAX_INSTANCES {
+                        return Err(ConfigError::invalid(
+                            &key,
+                            format!("must list 1 to {MAX_INSTANCES} base URLs"),
+                        ));
+                    }
+                    instances.iter().map(|url| (key.clone(), url)).collect()
+                }
+                (None, None) => {
+                    return Err(ConfigError::invalid(
+                        &format!("upstreams.{name}.url"),
+                        "is required (or upstreams.{name}.instances, a list)",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::invalid(
+                        &format!("upstreams.{name}"),
+                        "sets url and instances: set exactly one of the two",
+                    ));
+                }
+            };
+            for (key, url) in bases {
+                let usable = matches!(url.scheme(), "http" | "https")
+                    && !url.cannot_be_a_base()
+                    && url.query().is_none()
+                    && url.fragment().is_none();
+                if !usable {
+                    return Err(ConfigError::invalid(
+                        &key,
+                        format!("`{url}` must be an http or https base URL, without query"),
+                    ));
+                }
             }
             // The key a merged value came from: the upstream's own, or `all`'s.
             let origin = |field: &str, own: bool| {
                 let table = if own { name } else { "all" };
                 format!("upstreams.{table}.{field}")
             };
-            let all = self.upstreams.all();
             let settings = self.upstreams.resolve(name);
             if settings.timeout.is_zero() {
                 return Err(ConfigError::invalid(
@@ -617,6 +646,19 @@ impl Config {
                 return Err(ConfigError::invalid(
                     &origin("breaker", upstream.breaker.failure_ratio.is_some()),
                     "failure_ratio must be in (0, 1]",
+                ));
+            }
+            let outlier = &settings.outlier;
+            if outlier.consecutive_failures == 0
+                || !(0.0..=1.0).contains(&outlier.max_ejected_ratio)
+            {
+                return Err(ConfigError::invalid(
+                    &origin(
+                        "outlier",
+                        upstream.outlier.consecutive_failures.is_some()
+                            || upstream.outlier.max_ejected_ratio.is_some(),
+                    ),
+                    "consecutive_failures must be above zero, max_ejected_ratio in [0, 1]",
                 ));
             }
             if settings.max_in_flight == 0 {
@@ -849,5 +891,25 @@ mod tests {
     fn secrets_do_not_debug_print() {
         let config = load("").expect("valid config");
         assert!(!format!("{config:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn an_upstream_sets_exactly_one_of_url_and_instances() {
+        let both = "[upstreams.catalog]\nurl = \"http://a:1\"\ninstances = [\"http://b:2\"]";
+        let err = load(both).expect_err("both");
+        assert!(err.to_string().contains("upstreams.catalog"), "{err}");
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        let err = load("[upstreams.catalog]\ntimeout = \"1s\"").expect_err("neither");
+        assert!(err.to_string().contains("upstreams.catalog.url"), "{err}");
+        let err = load("[upstreams.catalog]\ninstances = []").expect_err("empty");
+        assert!(
+            err.to_string().contains("upstreams.catalog.instances"),
+            "{err}"
+        );
+        let err = load("[upstreams.catalog]\ninstances = [\"http://a:1?x=1\"]").expect_err("query");
+        assert!(
+            err.to_string().contains("upstreams.catalog.instances"),
+            "{err}"
+        );
     }
 }

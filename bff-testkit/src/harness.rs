@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+use url::Url;
 
 /// The HS256 secret every test app trusts unless told otherwise.
 pub const SECRET: &str = "tests-only-secret-of-at-least-32-bytes!";
@@ -35,6 +36,7 @@ pub struct TestAppBuilder {
     spec: BffSpec,
     toml: String,
     hs256: bool,
+    more_instances: Vec<(Service, Vec<Url>)>,
 }
 
 impl TestAppBuilder {
@@ -42,6 +44,17 @@ impl TestAppBuilder {
     pub fn config(mut self, toml: &str) -> Self {
         self.toml.push_str(toml);
         self.toml.push('\n');
+        self
+    }
+
+    /// Runs `service` as several instances: the demo one first, then
+    /// `others` (`upstreams.<service>.instances`).
+    pub fn instances(mut self, service: Service, others: &[&str]) -> Self {
+        let others = others
+            .iter()
+            .map(|url| Url::parse(url).expect("an instance URL"))
+            .collect();
+        self.more_instances.push((service, others));
         self
     }
 
@@ -65,6 +78,11 @@ impl TestAppBuilder {
             config.auth.hs256_secret = Some(Secret::new(SECRET));
         }
         upstreams.point_config_at_self(&mut config);
+        for (service, others) in self.more_instances {
+            let entry = config.upstreams.entry(service.as_str());
+            let demo = entry.url.take().expect("the demo instance's URL");
+            entry.instances = Some(std::iter::once(demo).chain(others).collect());
+        }
         config.validate().expect("test config is valid");
         let state = AppState::new(spec.name, config).expect("state builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -101,6 +119,7 @@ impl TestApp {
             spec: bff.into(),
             toml: String::new(),
             hs256: true,
+            more_instances: Vec::new(),
         }
     }
 

@@ -26,6 +26,9 @@ use lru::LruCache;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 
+use super::request::{Reply, UpstreamRequest};
+use super::{Caller, UpstreamError};
+
 /// Where a reply came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
@@ -354,6 +357,58 @@ impl ReplyCache {
                 None => break,
             }
         }
+    }
+}
+
+/// The cache as a layer of the call path: a fresh GET reply from memory;
+/// a `200` the service lets us keep, kept; when the service fails, a
+/// stale reply within the stale-if-error window instead.
+#[derive(Debug)]
+pub(super) struct Cached {
+    cache: ReplyCache,
+}
+
+impl Cached {
+    pub(super) fn new(max_bytes: usize, stale_if_error: Duration) -> Self {
+        Self {
+            cache: ReplyCache::new(max_bytes, stale_if_error),
+        }
+    }
+
+    /// Whether replies' caching headers are worth reading.
+    pub(super) fn is_on(&self) -> bool {
+        self.cache.is_on()
+    }
+
+    pub(super) async fn around(
+        &self,
+        caller: &Caller,
+        request: &UpstreamRequest,
+        fetch: impl AsyncFnOnce() -> Result<Reply<Bytes>, UpstreamError>,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
+        if !request.is_get() || !self.cache.is_on() {
+            return fetch().await;
+        }
+        let (target, user, headers) = (request.target.as_str(), caller.user_id(), caller.headers());
+        if let Some(body) = self.cache.fresh(target, user, headers) {
+            return Ok(Reply::cached(body, Freshness::CacheHit));
+        }
+        let result = fetch().await;
+        let failed = match &result {
+            Ok(reply) if reply.status == StatusCode::OK => {
+                if let Some(caching) = &reply.caching {
+                    self.cache
+                        .store(target, user, headers, caching, reply.body.clone());
+                }
+                false
+            }
+            Ok(reply) => reply.status.is_server_error(),
+            Err(error) => error.kind.is_service_failure() || error.kind.is_refused(),
+        };
+        if failed && let Some(body) = self.cache.stale(target, user, headers) {
+            return Ok(Reply::cached(body, Freshness::Stale));
+        }
+        result
     }
 }
 

@@ -104,6 +104,11 @@ impl Caller {
         &self.user_id
     }
 
+    /// The subject, shared.
+    pub(crate) fn user_id_shared(&self) -> Arc<str> {
+        self.user_id.clone()
+    }
+
     pub(crate) fn headers(&self) -> &HeaderMap {
         &self.headers
     }

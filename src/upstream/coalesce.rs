@@ -13,9 +13,12 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared, WeakShared};
 
-use super::UpstreamError;
-use super::endpoint::Reply;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 
+use super::request::{Reply, Target, UpstreamRequest};
+use super::{Caller, UpstreamError};
+
+/// One call below coalescing, owned, so waiters can share it.
 pub type Call = BoxFuture<'static, Result<Reply<Bytes>, UpstreamError>>;
 
 /// Past this many entries, entries whose callers all left are swept.
@@ -27,16 +30,37 @@ pub struct Coalescer {
     in_flight: Mutex<HashMap<CallKey, WeakShared<Call>>>,
 }
 
-/// The URL and the identity the call is made for: the user id and the
+/// The target and the identity the call is made for: the user id and the
 /// caller's credentials, so one user's reply never reaches another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CallKey {
-    pub url: String,
-    pub user_id: String,
-    pub authorization: Option<Bytes>,
+    pub target: Target,
+    pub user_id: std::sync::Arc<str>,
+    pub authorization: Option<HeaderValue>,
 }
 
 impl Coalescer {
+    /// Coalescing as a layer of the call path: a GET joins an identical
+    /// one in flight; any other method runs on its own. `start` makes the
+    /// call below, owning what it needs, so it outlives any one waiter.
+    pub(super) async fn around(
+        &self,
+        caller: &Caller,
+        request: &UpstreamRequest,
+        start: impl FnOnce(Caller, UpstreamRequest) -> Call,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
+        let call = start(caller.clone(), request.clone());
+        if !request.is_get() {
+            return call.await;
+        }
+        let key = CallKey {
+            target: request.target.clone(),
+            user_id: caller.user_id_shared(),
+            authorization: caller.headers().get(AUTHORIZATION).cloned(),
+        };
+        self.run(key, call).await
+    }
+
     /// Joins the identical call in flight, or starts `call` and lets later
     /// identical ones join it.
     pub async fn run(&self, key: CallKey, call: Call) -> Result<Reply<Bytes>, UpstreamError> {

@@ -17,6 +17,10 @@ use url::Url;
 #[serde(transparent)]
 pub struct UpstreamsConfig(BTreeMap<String, UpstreamConfig>);
 
+/// The most instances one upstream may list: calls track the instances
+/// they tried in a 64-bit set.
+pub const MAX_INSTANCES: usize = 64;
+
 /// The key of the defaults table.
 pub const ALL: &str = "all";
 
@@ -45,6 +49,18 @@ impl UpstreamsConfig {
         self.0.entry(name.to_owned()).or_default()
     }
 
+    /// `name`'s instances: its `url`, or each of its `instances`.
+    pub fn bases(&self, name: &str) -> Vec<Url> {
+        match self.get(name) {
+            Some(UpstreamConfig { url: Some(url), .. }) => vec![url.clone()],
+            Some(UpstreamConfig {
+                instances: Some(instances),
+                ..
+            }) => instances.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// `name`'s settings: its own table, then `all`, then the built-in
     /// defaults, field by field.
     pub fn resolve(&self, name: &str) -> UpstreamSettings {
@@ -59,9 +75,13 @@ impl UpstreamsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
-    /// Base URL, `http` or `https`; required for a named upstream, not
-    /// allowed in `all`.
+    /// Base URL, `http` or `https`, of a service with one address; a
+    /// named upstream sets this or `instances`, never both; not allowed in
+    /// `all`.
     pub url: Option<Url>,
+    /// Base URLs of the service's instances, each call balanced across
+    /// them; instead of `url`.
+    pub instances: Option<Vec<Url>>,
     /// Total time for one call, from sending to the last body byte.
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
@@ -81,6 +101,8 @@ pub struct UpstreamConfig {
     pub breaker: BreakerOverrides,
     /// When a failed call is tried again.
     pub retry: RetryOverrides,
+    /// When a failing instance is set aside.
+    pub outlier: OutlierOverrides,
     /// Bytes of GET replies kept in memory, keys and headers included
     /// (0: no cache); only as RFC 9111 and the service allow.
     pub cache_max_bytes: Option<usize>,
@@ -99,6 +121,7 @@ impl UpstreamConfig {
     fn or(self, fallback: &Self) -> Self {
         Self {
             url: self.url.or_else(|| fallback.url.clone()),
+            instances: self.instances.or_else(|| fallback.instances.clone()),
             timeout: self.timeout.or(fallback.timeout),
             connect_timeout: self.connect_timeout.or(fallback.connect_timeout),
             max_response_bytes: self.max_response_bytes.or(fallback.max_response_bytes),
@@ -109,6 +132,7 @@ impl UpstreamConfig {
             max_in_flight: self.max_in_flight.or(fallback.max_in_flight),
             breaker: self.breaker.or(&fallback.breaker),
             retry: self.retry.or(&fallback.retry),
+            outlier: self.outlier.or(&fallback.outlier),
             cache_max_bytes: self.cache_max_bytes.or(fallback.cache_max_bytes),
             stale_if_error: self.stale_if_error.or(fallback.stale_if_error),
             hedge_after: self.hedge_after.or(fallback.hedge_after),
@@ -129,6 +153,7 @@ impl UpstreamConfig {
             max_in_flight: self.max_in_flight.unwrap_or(d.max_in_flight),
             breaker: self.breaker.resolve(d.breaker),
             retry: self.retry.resolve(d.retry),
+            outlier: self.outlier.resolve(d.outlier),
             cache_max_bytes: self.cache_max_bytes.unwrap_or(d.cache_max_bytes),
             stale_if_error: self.stale_if_error.unwrap_or(d.stale_if_error),
             hedge_after: self.hedge_after.or(d.hedge_after),
@@ -209,6 +234,38 @@ impl RetryOverrides {
     }
 }
 
+/// An `outlier` table: each field optional, inherited field by field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierOverrides {
+    pub consecutive_failures: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub base_ejection: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub max_ejection: Option<Duration>,
+    pub max_ejected_ratio: Option<f64>,
+}
+
+impl OutlierOverrides {
+    fn or(self, fallback: &Self) -> Self {
+        Self {
+            consecutive_failures: self.consecutive_failures.or(fallback.consecutive_failures),
+            base_ejection: self.base_ejection.or(fallback.base_ejection),
+            max_ejection: self.max_ejection.or(fallback.max_ejection),
+            max_ejected_ratio: self.max_ejected_ratio.or(fallback.max_ejected_ratio),
+        }
+    }
+
+    fn resolve(self, d: OutlierConfig) -> OutlierConfig {
+        OutlierConfig {
+            consecutive_failures: self.consecutive_failures.unwrap_or(d.consecutive_failures),
+            base_ejection: self.base_ejection.unwrap_or(d.base_ejection),
+            max_ejection: self.max_ejection.unwrap_or(d.max_ejection),
+            max_ejected_ratio: self.max_ejected_ratio.unwrap_or(d.max_ejected_ratio),
+        }
+    }
+}
+
 /// One upstream's settings once `all` and the built-in defaults are
 /// merged in. [`Default`] is the one place the built-in defaults live.
 #[derive(Debug, Clone)]
@@ -221,6 +278,7 @@ pub struct UpstreamSettings {
     pub max_in_flight: usize,
     pub breaker: BreakerConfig,
     pub retry: RetryConfig,
+    pub outlier: OutlierConfig,
     pub cache_max_bytes: usize,
     pub stale_if_error: Duration,
     pub hedge_after: Option<Duration>,
@@ -237,6 +295,7 @@ impl Default for UpstreamSettings {
             max_in_flight: 256,
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
+            outlier: OutlierConfig::default(),
             cache_max_bytes: 32 * 1024 * 1024,
             stale_if_error: Duration::from_secs(60),
             hedge_after: None,
@@ -267,6 +326,34 @@ impl Default for RetryConfig {
             budget_ratio: 0.2,
             budget_floor: 10,
             budget_window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Outlier detection, for an upstream with several instances (Envoy's
+/// consecutive-failure detection): an instance whose last
+/// `consecutive_failures` calls all failed is ejected (no call is sent to
+/// it) for `base_ejection` times the number of times it was ejected in a
+/// row, at most `max_ejection`. Then it is probed back: its next call
+/// decides, a success returns it, a failure ejects it again, for longer.
+/// At most `max_ejected_ratio` of the instances are ejected at once (one,
+/// when there are two or three), never the last one: with a single
+/// instance only the breaker applies.
+#[derive(Debug, Clone)]
+pub struct OutlierConfig {
+    pub consecutive_failures: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
+    pub max_ejected_ratio: f64,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+            max_ejected_ratio: 0.5,
         }
     }
 }

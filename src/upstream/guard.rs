@@ -1,5 +1,5 @@
 //! What stands between a caller and an upstream: a bulkhead (a cap on calls
-//! in flight) and a circuit breaker. Both fail fast, so a slow or failing
+//! in flight to the upstream) and a circuit breaker (per instance). Both fail fast, so a slow or failing
 //! service costs its own part of a reply and is never hammered harder.
 
 use std::sync::{Mutex, PoisonError};
@@ -95,10 +95,12 @@ impl RepeatedWarning {
     }
 }
 
-/// A circuit breaker for one upstream.
+/// A circuit breaker for one instance of an upstream.
 #[derive(Debug)]
 pub struct CircuitBreaker {
     name: UpstreamName,
+    /// The instance's address, for logs.
+    instance: std::sync::Arc<str>,
     config: BreakerConfig,
     counters: Mutex<Counters>,
 }
@@ -113,9 +115,10 @@ pub struct Admission<'a> {
 }
 
 impl CircuitBreaker {
-    pub fn new(name: UpstreamName, config: BreakerConfig) -> Self {
+    pub fn new(name: UpstreamName, instance: std::sync::Arc<str>, config: BreakerConfig) -> Self {
         Self {
             name,
+            instance,
             config,
             counters: Mutex::new(Counters {
                 phase: Phase::Closed,
@@ -142,7 +145,7 @@ impl CircuitBreaker {
                 counters.phase = Phase::HalfOpen {
                     probes_in_flight: 1,
                 };
-                tracing::info!(upstream = %self.name, "circuit half-open: probing");
+                tracing::info!(upstream = %self.name, instance = %self.instance, "circuit half-open: probing");
                 true
             }
             Phase::HalfOpen {
@@ -187,7 +190,7 @@ impl CircuitBreaker {
                     c.phase = Phase::Closed;
                     c.window_calls = 0;
                     c.window_failures = 0;
-                    tracing::info!(upstream = %self.name, "circuit closed: the service answers again");
+                    tracing::info!(upstream = %self.name, instance = %self.instance, "circuit closed: the service answers again");
                 }
             }
             CallOutcome::Failure => {
@@ -206,14 +209,14 @@ impl CircuitBreaker {
                     };
                     match c.open_warning.allow(now) {
                         Some(held_back) => tracing::warn!(
-                            upstream = %self.name,
+                            upstream = %self.name, instance = %self.instance,
                             consecutive_failures = c.consecutive_failures,
                             open_for = ?self.config.open_for,
                             reopened_since_last_warning = held_back,
                             "circuit open: failing fast"
                         ),
                         None => tracing::debug!(
-                            upstream = %self.name,
+                            upstream = %self.name, instance = %self.instance,
                             "circuit open again: failing fast"
                         ),
                     }
@@ -242,54 +245,6 @@ impl Drop for Admission<'_> {
         if self.probe && !self.recorded {
             self.breaker.release_probe();
         }
-    }
-}
-
-/// Retries allowed in a window: a share of the calls plus a floor.
-#[derive(Debug)]
-pub struct RetryBudget {
-    ratio: f64,
-    floor: u32,
-    window: std::time::Duration,
-    counters: Mutex<(Instant, u32, u32)>,
-}
-
-impl RetryBudget {
-    pub fn new(ratio: f64, floor: u32, window: std::time::Duration) -> Self {
-        Self {
-            ratio,
-            floor,
-            window,
-            counters: Mutex::new((Instant::now(), 0, 0)),
-        }
-    }
-
-    fn with_window<R>(&self, f: impl FnOnce(&mut u32, &mut u32) -> R) -> R {
-        let mut guard = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        let (start, calls, retries) = &mut *guard;
-        if start.elapsed() >= self.window {
-            *start = Instant::now();
-            *calls = 0;
-            *retries = 0;
-        }
-        f(calls, retries)
-    }
-
-    /// Counts a call (its first attempt).
-    pub fn record_call(&self) {
-        self.with_window(|calls, _| *calls += 1);
-    }
-
-    /// Takes one retry from the budget, if any is left.
-    pub fn try_spend(&self) -> bool {
-        self.with_window(|calls, retries| {
-            let allowed = f64::from(self.floor) + self.ratio * f64::from(*calls);
-            let ok = f64::from(*retries) < allowed;
-            if ok {
-                *retries += 1;
-            }
-            ok
-        })
     }
 }
 
@@ -338,6 +293,7 @@ mod tests {
     fn breaker(open_for: Duration) -> CircuitBreaker {
         CircuitBreaker::new(
             UpstreamName::new("orders"),
+            "http://orders:80".into(),
             BreakerConfig {
                 consecutive_failures: 3,
                 failure_ratio: 0.5,

@@ -1,17 +1,24 @@
 //! Upstreams: a registry of configured services by name, and the call
 //! mechanics every typed client builds on.
 //!
-//! Each upstream has one pooled `reqwest::Client` (built once at start),
-//! and every call goes through [`endpoint::Endpoint`], which bounds it
-//! (timeout, body size), propagates the caller's identity and turns every
-//! failure into an [`UpstreamError`] that says which upstream failed and how.
+//! Each upstream has one pooled `reqwest::Client` (built once at start)
+//! and one or more instances; every call goes through [`Endpoint`], whose
+//! call path ([`Endpoint`]'s `call`, one layer per module: observe, cache,
+//! coalesce, retry (hedges too), balance, instance) bounds it, propagates
+//! the caller's identity and turns every failure into an
+//! [`UpstreamError`] that says which upstream failed and how.
 
+mod balance;
 pub mod cache;
 mod caller;
 mod coalesce;
 pub mod config;
 mod endpoint;
 pub mod guard;
+mod instance;
+mod observe;
+mod request;
+mod retry;
 pub mod segment;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +30,9 @@ use reqwest::StatusCode;
 
 pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
-pub use endpoint::{BodyCheck, Endpoint, shape_of};
+pub use endpoint::Endpoint;
+pub use instance::InstanceHealth;
+pub use request::{BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
 
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
@@ -225,10 +234,13 @@ pub struct Upstreams {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpstreamHealth {
+    /// `open` only when every instance in service is; `closed` while one is.
     pub circuit: guard::CircuitState,
     pub in_flight: usize,
     /// When a call last succeeded (RFC 3339), `null` if none has yet.
     pub last_success: Option<String>,
+    /// Each instance, in the configured order.
+    pub instances: Vec<InstanceHealth>,
 }
 
 impl Upstreams {
@@ -240,11 +252,14 @@ impl Upstreams {
         metrics: &Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
         let mut endpoints = BTreeMap::new();
-        for (name, upstream) in config.named() {
-            let base = upstream.url.clone().ok_or_else(|| ConfigError::Invalid {
-                key: format!("upstreams.{name}.url"),
-                message: "is required".to_owned(),
-            })?;
+        for (name, _) in config.named() {
+            let bases = config.bases(name);
+            if bases.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: format!("upstreams.{name}.url"),
+                    message: "is required".to_owned(),
+                });
+            }
             let settings = config.resolve(name);
             let http = reqwest::Client::builder()
                 // An upstream redirect is a misconfiguration; following it
@@ -262,7 +277,7 @@ impl Upstreams {
                     message: format!("cannot build the HTTP client: {e}"),
                 })?;
             let name = UpstreamName::new(name);
-            let endpoint = Endpoint::new(name.clone(), http, base, metrics.clone(), settings);
+            let endpoint = Endpoint::new(name.clone(), http, &bases, metrics.clone(), settings);
             endpoints.insert(name, endpoint);
         }
         Ok(Self {

@@ -832,3 +832,60 @@ async fn a_failed_call_keeps_its_cause_for_the_logs_but_not_for_the_client() {
     assert!(chain.len() > error.to_string().len(), "no cause: {chain}");
     assert!(chain.to_lowercase().contains("connect"), "{chain}");
 }
+
+/// An instance of a service that answers every request `503`, counting them.
+async fn failing_instance() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let router = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async { (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test]
+async fn with_one_of_two_order_instances_failing_the_dashboard_stays_whole() {
+    let (failing, failing_calls) = failing_instance().await;
+    let app = TestApp::builder(Bff::Web)
+        .config(UNLIMITED)
+        .instances(Service::Orders, &[&failing])
+        .spawn()
+        .await;
+    // The healthy instance is the slower one: the balancer, led by
+    // latency, tries the failing one by the second dashboard at the latest.
+    app.fault(
+        Service::Orders,
+        fault(|f| f.delay = Duration::from_millis(60)),
+    );
+    let token = app.token("u1", "");
+    for _ in 0..20 {
+        let (status, _, body) = json_body(app.dashboard(&token).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["degraded"], json!([]), "{body}");
+        assert_eq!(
+            body["recentOrders"].as_array().map(Vec::len),
+            Some(10),
+            "{body}"
+        );
+    }
+    let failing_calls = failing_calls.load(std::sync::atomic::Ordering::Relaxed);
+    // Tried once, retried on the other instance, then avoided: a failure
+    // weighs as a call that took the whole timeout, far above 60 ms.
+    assert_eq!(failing_calls, 1, "calls to the failing instance");
+    let (_, _, ready) = json_body(app.get("/readyz", None).await).await;
+    let instances = ready["upstreams"]["orders"]["instances"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ready}"));
+    assert_eq!(instances.len(), 2, "{ready}");
+    assert_eq!(instances[1]["url"], failing, "{ready}");
+    assert!(instances[0]["lastSuccess"].is_string(), "{ready}");
+    assert_eq!(instances[1]["lastSuccess"], serde_json::Value::Null);
+    assert_eq!(ready["upstreams"]["orders"]["circuit"], "closed");
+}

@@ -1,10 +1,11 @@
 //! Client for the notification service (`notification-service.yaml`).
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use bff_core::upstream::{
-    Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, UpstreamName, shape_of,
+    Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, UpstreamName, UpstreamRequest,
+    shape_of,
 };
 
 /// The service's `Notification`.
@@ -61,11 +62,11 @@ impl NotificationsClient {
     ) -> Result<Fetched<NotificationsPage>, UpstreamError> {
         let limit = limit.clamp(1, 100).to_string();
         let unread = if unread_only { "true" } else { "false" };
-        let url = self.endpoint.url(
+        let target = self.endpoint.target(
             &["users", user_id, "notifications"],
             &[("limit", &limit), ("unreadOnly", unread)],
         )?;
-        self.endpoint.get_json(caller, url).await
+        self.endpoint.get_json(caller, target).await
     }
 
     /// The caller's own notification `id`, found in their newest
@@ -102,16 +103,12 @@ impl NotificationsClient {
         caller: &Caller,
         id: &str,
     ) -> Result<Notification, UpstreamError> {
-        let url = self.endpoint.url(&["notifications", id, "read"], &[])?;
+        let target = self.endpoint.target(&["notifications", id, "read"], &[])?;
         let reply = self
             .endpoint
             .send(
                 caller,
-                Method::POST,
-                url,
-                None,
-                None,
-                shape_of::<Notification>,
+                UpstreamRequest::post(target).expecting(shape_of::<Notification>),
             )
             .await?;
         match reply.status {

@@ -1,10 +1,11 @@
 //! Client for the order service (`order-service.yaml`).
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use bff_core::upstream::{
-    Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, UpstreamName, shape_of,
+    Caller, Endpoint, Fetched, UpstreamError, UpstreamErrorKind, UpstreamName, UpstreamRequest,
+    shape_of,
 };
 
 /// The service's `Order`.
@@ -99,8 +100,10 @@ impl OrdersClient {
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor));
         }
-        let url = self.endpoint.url(&["users", user_id, "orders"], &query)?;
-        self.endpoint.get_json(caller, url).await
+        let target = self
+            .endpoint
+            .target(&["users", user_id, "orders"], &query)?;
+        self.endpoint.get_json(caller, target).await
     }
 
     /// `GET /orders/{id}`, when it is the caller's: another user's order
@@ -110,9 +113,9 @@ impl OrdersClient {
         caller: &Caller,
         id: &str,
     ) -> Result<Fetched<Order>, UpstreamError> {
-        let url = self.endpoint.url(&["orders", id], &[])?;
+        let target = self.endpoint.target(&["orders", id], &[])?;
         self.endpoint
-            .get_json_if(caller, url, |order: &Order| {
+            .get_json_if(caller, target, |order: &Order| {
                 order.user_id == caller.user_id()
             })
             .await
@@ -128,7 +131,13 @@ impl OrdersClient {
         idempotency_key: &str,
         items: Vec<NewOrderLine>,
     ) -> Result<PlacedOrder, UpstreamError> {
-        let url = self.endpoint.url(&["orders"], &[])?;
+        let target = self.endpoint.target(&["orders"], &[])?;
+        // Checked by the handler (`validate_idempotency_key`): a header value.
+        let key = reqwest::header::HeaderValue::from_str(idempotency_key).map_err(|e| {
+            self.endpoint
+                .error(UpstreamErrorKind::Rejected)
+                .caused_by(e)
+        })?;
         let body = self.endpoint.encode(&PlaceOrderRequest {
             user_id: caller.user_id().to_owned(),
             items,
@@ -137,11 +146,10 @@ impl OrdersClient {
             .endpoint
             .send(
                 caller,
-                Method::POST,
-                url,
-                Some(body),
-                Some(idempotency_key),
-                shape_of::<Order>,
+                UpstreamRequest::post(target)
+                    .json(body)
+                    .idempotency_key(key)
+                    .expecting(shape_of::<Order>),
             )
             .await?;
         let created = match reply.status {

@@ -45,8 +45,8 @@ impl UsersClient {
 
     /// `GET /users/{id}`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Fetched<User>, UpstreamError> {
-        let url = self.endpoint.url(&["users", id], &[])?;
-        self.endpoint.get_json(caller, url).await
+        let target = self.endpoint.target(&["users", id], &[])?;
+        self.endpoint.get_json(caller, target).await
     }
 
     /// `GET /users?ids=` for at most [`MAX_IDS_PER_CALL`] ids; unknown ids
@@ -57,8 +57,8 @@ impl UsersClient {
         ids: &[&str],
     ) -> Result<Vec<User>, UpstreamError> {
         let joined = ids.join(",");
-        let url = self.endpoint.url(&["users"], &[("ids", &joined)])?;
-        let page: Fetched<UsersPage> = self.endpoint.get_json(caller, url).await?;
+        let target = self.endpoint.target(&["users"], &[("ids", &joined)])?;
+        let page: Fetched<UsersPage> = self.endpoint.get_json(caller, target).await?;
         Ok(page.value.users)
     }
 }

@@ -184,6 +184,28 @@ fn environment_variables_alone_configure_the_binary() {
     stop(running);
 }
 
+#[test]
+fn an_upstreams_instances_are_a_toml_array_in_the_environment() {
+    let (running, addr) = start_configured_by_env(&[
+        ("BFF_UPSTREAMS__ORDERS__URL", ""),
+        (
+            "BFF_UPSTREAMS__ORDERS__INSTANCES",
+            r#"["http://127.0.0.1:9","http://127.0.0.2:9"]"#,
+        ),
+    ]);
+    let reply = http_get(&addr, "/readyz", None);
+    let body = reply.split("\r\n\r\n").nth(1).expect("a body");
+    let ready: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let urls: Vec<&str> = ready["upstreams"]["orders"]["instances"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ready}"))
+        .iter()
+        .filter_map(|instance| instance["url"].as_str())
+        .collect();
+    assert_eq!(urls, ["http://127.0.0.1:9", "http://127.0.0.2:9"]);
+    stop(running);
+}
+
 /// Starts the binary configured by environment variables alone (plus
 /// `extra`), on an ephemeral port; returns it and its address.
 fn start_configured_by_env(extra: &[(&str, &str)]) -> (Running, String) {
@@ -191,19 +213,25 @@ fn start_configured_by_env(extra: &[(&str, &str)]) -> (Running, String) {
     (running, addr)
 }
 
-/// Like [`start_configured_by_env`], also returning every log line.
+/// Like [`start_configured_by_env`], also returning every log line. An
+/// `extra` variable with an empty value removes the base one.
 fn start_capturing_logs(extra: &[(&str, &str)]) -> (Running, String, Receiver<String>) {
-    let child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .env("BFF_LISTEN", "127.0.0.1:0")
         .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
         .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
-        .env("BFF_AUTH__HS256_SECRET", SECRET)
-        .envs(extra.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+        .env("BFF_AUTH__HS256_SECRET", SECRET);
+    for (key, value) in extra {
+        if value.is_empty() {
+            command.env_remove(key);
+        } else {
+            command.env(key, value);
+        }
+    }
+    let child = command.stderr(Stdio::piped()).spawn().expect("starts");
     let mut running = Running(child);
     let logs = read_lines(BufReader::new(running.0.stderr.take().expect("stderr")));
     // Production logs are JSON lines.
