@@ -13,7 +13,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
 
-use crate::server::AppState;
+/// The proxies whose `Forwarded` / `X-Forwarded-For` are believed
+/// (`http.trusted_proxies`), shared.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies(pub std::sync::Arc<[IpNet]>);
 
 /// The client's address, as the rate limiter and logs see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +24,7 @@ pub struct ClientIp(pub IpAddr);
 
 /// Middleware: attaches [`ClientIp`].
 pub async fn resolve_client_ip(
-    State(state): State<AppState>,
+    State(TrustedProxies(trusted)): State<TrustedProxies>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -31,11 +34,7 @@ pub async fn resolve_client_ip(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
             addr.ip()
         });
-    let ip = client_ip(
-        peer,
-        request.headers(),
-        &state.config().http.trusted_proxies,
-    );
+    let ip = client_ip(peer, request.headers(), &trusted);
     request.extensions_mut().insert(ClientIp(ip));
     next.run(request).await
 }

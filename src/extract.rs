@@ -14,7 +14,6 @@ use axum::http::request::Parts;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::request_context::RequestContext;
-use crate::server::AppState;
 use crate::upstream::Caller;
 
 /// A JSON body whose rejections are contract errors (`400`, `413`, and
@@ -93,19 +92,26 @@ impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// What the [`Caller`] extractor needs from the state:
+/// `http.upstream_deadline`.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamDeadline(pub std::time::Duration);
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    UpstreamDeadline: axum::extract::FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         let ctx = parts
             .extensions
             .get::<RequestContext>()
             .ok_or(ApiError::Internal("request context missing".into()))?;
-        let deadline = ctx.received_at() + state.config().http.upstream_deadline;
+        let UpstreamDeadline(within) = axum::extract::FromRef::from_ref(state);
+        let deadline = ctx.received_at() + within;
         Caller::new(ctx, auth.claims.subject.clone(), auth.authorization.clone())
             .map(|caller| caller.with_deadline(deadline))
             .ok_or(ApiError::Internal(

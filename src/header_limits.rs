@@ -8,16 +8,22 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::server::AppState;
+
+/// What [`enforce_header_limits`] needs: `http.max_headers` and
+/// `http.max_header_bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderLimits {
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+}
 
 /// Middleware: refuses requests with more headers, or more header bytes,
 /// than `http.max_headers` / `http.max_header_bytes` allow.
 pub async fn enforce_header_limits(
-    State(state): State<AppState>,
+    State(http): State<HeaderLimits>,
     request: Request,
     next: Next,
 ) -> Response {
-    let http = &state.config().http;
     let headers = request.headers();
     if headers.len() > http.max_headers {
         return ApiError::HeadersTooLarge(format!(

@@ -16,9 +16,6 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::upstream::guard::CircuitState;
-use crate::upstream::{UpstreamHealth, UpstreamName};
-
 /// Distinct GraphQL operation names given their own label value.
 pub const MAX_OPERATION_NAMES: usize = 64;
 
@@ -225,20 +222,18 @@ impl Metrics {
         "other".into()
     }
 
-    /// The text exposition of every metric, with the circuit states as
-    /// they are now.
-    pub fn render(&self, upstreams: &[(UpstreamName, UpstreamHealth)]) -> String {
-        for (service, health) in upstreams {
-            for state in [
-                CircuitState::Closed,
-                CircuitState::Open,
-                CircuitState::HalfOpen,
-            ] {
-                self.circuit_state
-                    .with_label_values(&[service.as_str(), state.as_str()])
-                    .set(i64::from(health.circuit == state));
-            }
+    /// Sets `upstream`'s circuit gauge: 1 for its `current` state, 0 for
+    /// each other of `states`.
+    pub fn set_circuit_state(&self, upstream: &str, states: &[&str], current: &str) {
+        for state in states {
+            self.circuit_state
+                .with_label_values(&[upstream, state])
+                .set(i64::from(*state == current));
         }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
         let mut out = Vec::with_capacity(16 * 1024);
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(%error, "metrics not encoded");
@@ -302,7 +297,7 @@ mod tests {
         for i in 0..1000 {
             metrics.observe_graphql(Some(&format!("Op{i}")), &[]);
         }
-        let text = metrics.render(&[]);
+        let text = metrics.render();
         let series = text
             .lines()
             .filter(|l| l.starts_with("bff_graphql_operations_total{"))
@@ -319,7 +314,7 @@ mod tests {
             metrics.observe_graphql(Some(name), &[]);
         }
         metrics.observe_graphql(Some("Good_1"), &[]);
-        let text = metrics.render(&[]);
+        let text = metrics.render();
         let labels: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("bff_graphql_operations_total{"))

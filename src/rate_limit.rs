@@ -26,7 +26,7 @@ use crate::auth::Authenticated;
 use crate::client_ip::ClientIp;
 use crate::config::RateLimitConfig;
 use crate::error::{ApiError, seconds_header};
-use crate::server::AppState;
+use crate::metrics::Metrics;
 
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
@@ -143,10 +143,19 @@ impl RateLimiter {
     }
 }
 
+/// What the rate-limit middleware needs: both limiters and the metrics
+/// that count refusals.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub per_subject: Arc<RateLimiter>,
+    pub per_ip: Arc<RateLimiter>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Middleware: counts the request against its subject (or IP) and adds the
 /// RateLimit headers to whatever the route answers; `429` when over.
 pub async fn enforce_rate_limit(
-    State(state): State<AppState>,
+    State(limits): State<RateLimits>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -157,7 +166,7 @@ pub async fn enforce_rate_limit(
     // A machine client's key has its own quota; everyone else shares the BFF's.
     let (limiter, key) = match &api_key {
         Some(api_key) => (&api_key.limiter, LimitKey::Subject(api_key.name.clone())),
-        None => (state.rate_limiter(), key_for(&request)),
+        None => (&*limits.per_subject, key_for(&request)),
     };
     match limiter.check(&key) {
         Decision::Allowed { remaining, reset } => {
@@ -166,7 +175,7 @@ pub async fn enforce_rate_limit(
             response
         }
         Decision::Limited { retry_after } => {
-            state.metrics().rate_limited(Limiter::Subject);
+            limits.metrics.rate_limited(Limiter::Subject);
             limiter.refusal(retry_after)
         }
     }
@@ -175,15 +184,15 @@ pub async fn enforce_rate_limit(
 /// Middleware, before authentication: counts every request against its
 /// client IP, so a flood of bad tokens is limited like any other.
 pub async fn enforce_ip_limit(
-    State(state): State<AppState>,
+    State(limits): State<RateLimits>,
     request: Request,
     next: Next,
 ) -> Response {
-    let limiter = state.ip_rate_limiter();
+    let limiter = &limits.per_ip;
     match limiter.check(&LimitKey::Ip(client_ip(&request))) {
         Decision::Allowed { .. } => next.run(request).await,
         Decision::Limited { retry_after } => {
-            state.metrics().rate_limited(Limiter::ClientIp);
+            limits.metrics.rate_limited(Limiter::ClientIp);
             limiter.refusal(retry_after)
         }
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::{
@@ -22,16 +22,17 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::auth::{ApiKeys, JwtVerifier, authenticate};
-use crate::client_ip::resolve_client_ip;
+use crate::auth::{ApiKeys, Credentials, JwtVerifier, authenticate};
+use crate::client_ip::{TrustedProxies, resolve_client_ip};
 use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
-use crate::header_limits::enforce_header_limits;
+use crate::header_limits::{HeaderLimits, enforce_header_limits};
 use crate::metrics::Metrics;
-use crate::rate_limit::{RateLimiter, enforce_ip_limit, enforce_rate_limit};
+use crate::rate_limit::{RateLimiter, RateLimits, enforce_ip_limit, enforce_rate_limit};
 use crate::request_context::attach_request_context;
 use crate::telemetry::access::{observe, tag_route};
 use crate::upstream::Upstreams;
+use crate::upstream::guard::CircuitState;
 
 /// Everything a request may need, built once at start and shared by `Arc`.
 #[derive(Debug, Clone)]
@@ -42,10 +43,9 @@ struct Inner {
     name: &'static str,
     config: Config,
     upstreams: Upstreams,
-    verifier: JwtVerifier,
-    api_keys: ApiKeys,
-    rate_limiter: Arc<RateLimiter>,
-    ip_rate_limiter: Arc<RateLimiter>,
+    credentials: Credentials,
+    rate_limits: RateLimits,
+    trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
 }
@@ -62,14 +62,21 @@ impl AppState {
         RateLimiter::spawn_pruner(&rate_limiter, config.rate_limit.prune_interval);
         let ip_rate_limiter = Arc::new(RateLimiter::per_ip(&config.rate_limit));
         RateLimiter::spawn_pruner(&ip_rate_limiter, config.rate_limit.prune_interval);
+        let trusted_proxies = TrustedProxies(config.http.trusted_proxies.clone().into());
         Ok(Self(Arc::new(Inner {
             name,
             config,
             upstreams,
-            verifier,
-            api_keys,
-            rate_limiter,
-            ip_rate_limiter,
+            credentials: Credentials {
+                verifier: Arc::new(verifier),
+                api_keys: Arc::new(api_keys),
+            },
+            rate_limits: RateLimits {
+                per_subject: rate_limiter,
+                per_ip: ip_rate_limiter,
+                metrics: metrics.clone(),
+            },
+            trusted_proxies,
             metrics,
             draining: AtomicBool::new(false),
         })))
@@ -90,21 +97,21 @@ impl AppState {
     }
 
     pub fn verifier(&self) -> &JwtVerifier {
-        &self.0.verifier
+        &self.0.credentials.verifier
     }
 
     /// The configured API keys.
     pub fn api_keys(&self) -> &ApiKeys {
-        &self.0.api_keys
+        &self.0.credentials.api_keys
     }
 
     pub fn rate_limiter(&self) -> &RateLimiter {
-        &self.0.rate_limiter
+        &self.0.rate_limits.per_subject
     }
 
     /// The per-IP limiter counted before authentication.
     pub fn ip_rate_limiter(&self) -> &RateLimiter {
-        &self.0.ip_rate_limiter
+        &self.0.rate_limits.per_ip
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -122,15 +129,67 @@ impl AppState {
     }
 }
 
+// Each middleware takes only the part of the state it needs, derived here,
+// so no middleware module depends on `AppState`.
+
+impl FromRef<AppState> for Credentials {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.credentials.clone()
+    }
+}
+
+impl FromRef<AppState> for RateLimits {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.rate_limits.clone()
+    }
+}
+
+impl FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.trusted_proxies.clone()
+    }
+}
+
+impl FromRef<AppState> for HeaderLimits {
+    fn from_ref(state: &AppState) -> Self {
+        let http = &state.config().http;
+        Self {
+            max_headers: http.max_headers,
+            max_header_bytes: http.max_header_bytes,
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::extract::UpstreamDeadline {
+    fn from_ref(state: &AppState) -> Self {
+        Self(state.config().http.upstream_deadline)
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.metrics.clone()
+    }
+}
+
 /// The whole application: operations endpoints, the BFF's authenticated
 /// `routes` behind auth and rate limiting, and the shared layer stack.
 pub fn router(state: AppState, routes: Router<AppState>) -> Router {
     // Layers added later run first: the reply is marked private, the client
     // IP is counted, the token verified, then its subject counted.
     let authenticated = routes
-        .route_layer(from_fn_with_state(state.clone(), enforce_rate_limit))
-        .route_layer(from_fn_with_state(state.clone(), authenticate))
-        .route_layer(from_fn_with_state(state.clone(), enforce_ip_limit))
+        .route_layer(from_fn_with_state(
+            RateLimits::from_ref(&state),
+            enforce_rate_limit,
+        ))
+        .route_layer(from_fn_with_state(
+            Credentials::from_ref(&state),
+            authenticate,
+        ))
+        .route_layer(from_fn_with_state(
+            RateLimits::from_ref(&state),
+            enforce_ip_limit,
+        ))
         .route_layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -166,7 +225,10 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                 // Request id and trace context, for everything below; echoes X-Request-Id.
                 .layer(from_fn(attach_request_context))
                 // One span per request; its metrics and access log line once answered.
-                .layer(from_fn_with_state(state.clone(), observe))
+                .layer(from_fn_with_state(
+                    Arc::<Metrics>::from_ref(&state),
+                    observe,
+                ))
                 // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
                 .layer(from_fn(render_error_body))
                 // Browsers must not guess a reply's type.
@@ -175,9 +237,15 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                     HeaderValue::from_static("nosniff"),
                 ))
                 // Too many or too large headers: 431, before anything reads them.
-                .layer(from_fn_with_state(state.clone(), enforce_header_limits))
+                .layer(from_fn_with_state(
+                    HeaderLimits::from_ref(&state),
+                    enforce_header_limits,
+                ))
                 // The client's address: the peer, or what trusted proxies forwarded for.
-                .layer(from_fn_with_state(state.clone(), resolve_client_ip))
+                .layer(from_fn_with_state(
+                    TrustedProxies::from_ref(&state),
+                    resolve_client_ip,
+                ))
                 // Credentials are redacted from anything that logs headers.
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     AUTHORIZATION,
@@ -232,7 +300,14 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
 
 /// `GET /metrics`: the Prometheus text exposition.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics().render(&state.upstreams().health());
+    for (name, health) in state.upstreams().health() {
+        state.metrics().set_circuit_state(
+            name.as_str(),
+            &CircuitState::NAMES,
+            health.circuit.as_str(),
+        );
+    }
+    let body = state.metrics().render();
     (
         [(
             CONTENT_TYPE,

@@ -64,6 +64,33 @@ impl Fault {
     }
 }
 
+/// Each way an optional part can fail, and the code it must be reported with.
+pub fn optional_failures() -> [(Fault, &'static str); 3] {
+    [
+        (
+            Fault {
+                status: Some(StatusCode::SERVICE_UNAVAILABLE),
+                ..Fault::default()
+            },
+            "upstream_unavailable",
+        ),
+        (
+            Fault {
+                delay: Duration::from_secs(3),
+                ..Fault::default()
+            },
+            "upstream_timeout",
+        ),
+        (
+            Fault {
+                malformed_body: true,
+                ..Fault::default()
+            },
+            "upstream_bad_response",
+        ),
+    ]
+}
+
 /// One request as a service received it.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {

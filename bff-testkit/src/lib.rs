@@ -22,7 +22,7 @@ use axum::middleware::from_fn_with_state;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use control::{Control, Fault, RecordedRequest};
+pub use control::{Control, Fault, RecordedRequest, optional_failures};
 pub use services::Store;
 
 use url::Url;

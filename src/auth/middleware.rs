@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use super::{ApiKey, AuthError, Claims};
 use crate::error::ApiError;
-use crate::server::AppState;
 use crate::telemetry::access::SubjectHash;
 
 /// A verified caller: its claims, the `Authorization` header it sent
@@ -34,14 +33,22 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// What [`authenticate`] needs: the token verifier and the API keys,
+/// shared.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub verifier: Arc<super::JwtVerifier>,
+    pub api_keys: Arc<super::ApiKeys>,
+}
+
 /// Middleware: refuses the request with `401` unless it carries a valid
 /// API key or bearer token; otherwise attaches [`Authenticated`].
 pub async fn authenticate(
-    State(state): State<AppState>,
+    State(credentials): State<Credentials>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let api_keys = state.api_keys();
+    let api_keys = &credentials.api_keys;
     if let Err(error) = one_credential(request.headers(), api_keys.header()) {
         return error.into_response();
     }
@@ -70,7 +77,7 @@ pub async fn authenticate(
     let Some(token) = token else {
         return ApiError::from(AuthError::Missing).into_response();
     };
-    match state.verifier().verify(token).await {
+    match credentials.verifier.verify(token).await {
         Ok(claims) => {
             let subject = claims.subject.clone();
             let authenticated = Authenticated {

@@ -11,5 +11,5 @@ mod middleware;
 mod verifier;
 
 pub use api_keys::{ApiKey, ApiKeys};
-pub use middleware::{Authenticated, authenticate};
+pub use middleware::{Authenticated, Credentials, authenticate};
 pub use verifier::{AuthError, Claims, JwtVerifier, is_valid_subject};

@@ -14,9 +14,9 @@ use axum::response::Response;
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument as _;
 
+use crate::metrics::Metrics;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 use crate::request_context::RequestContext;
-use crate::server::AppState;
 
 /// A reply's degraded parts, as its access line shows them
 /// (`notifications:upstream_timeout,users:stale`): one line per request
@@ -60,7 +60,11 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
 }
 
 /// Middleware: the request's span, then its metrics and access log line.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let ctx = request.extensions().get::<RequestContext>().cloned();
@@ -79,7 +83,6 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         request_id,
         trace_id,
     );
-    let metrics = state.metrics();
     let in_flight = metrics.in_flight();
     let response = next.run(request).instrument(span.clone()).await;
     drop(in_flight);

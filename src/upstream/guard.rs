@@ -23,6 +23,9 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
+    /// Every state's name, as metrics label them.
+    pub const NAMES: [&'static str; 3] = ["closed", "open", "half_open"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",

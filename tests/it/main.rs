@@ -6,7 +6,6 @@ mod support;
 
 mod attacks;
 mod auth;
-mod dashboard;
 mod deploy;
 mod graphql;
 mod graphql_http_audit;

@@ -1,7 +1,9 @@
 //! The GraphQL types and resolvers both BFFs share, generic over each
 //! BFF's own `User` (implementing [`types::UserNode`]), and the
-//! per-request user loader that batches sellers and actors.
+//! per-request user loader that batches sellers and actors. Imports run
+//! one way: `fields` → `types` → `context` → `loader`.
 
+mod context;
 pub mod fields;
 pub mod loader;
 pub mod types;

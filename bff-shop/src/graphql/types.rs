@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, Object, OutputType, SimpleObject};
 use tokio::sync::OnceCell;
 
-use super::fields::{self, Prefetched};
+use super::context::{self, Prefetched};
 use crate::clients::{notifications, orders, users};
 
 /// A user as the resolvers hold it: always its id, its profile once loaded.
@@ -43,7 +43,7 @@ impl UserRef {
     /// `avatarUrl` together cost one call.
     pub async fn profile(&self, ctx: &Context<'_>) -> async_graphql::Result<Arc<users::User>> {
         self.profile
-            .get_or_try_init(|| fields::fetch_profile(ctx, &self.id))
+            .get_or_try_init(|| context::fetch_profile(ctx, &self.id))
             .await
             .cloned()
     }
@@ -111,7 +111,7 @@ impl<U: UserNode> Order<U> {
 
     /// The seller, fetched in one batch with the page's other sellers.
     async fn seller(&self, ctx: &Context<'_>) -> async_graphql::Result<U> {
-        let profile = fields::user_of(ctx, &self.order.seller_id, self.seller.as_ref())
+        let profile = context::user_of(ctx, &self.order.seller_id, self.seller.as_ref())
             .await?
             .ok_or_else(|| {
                 bff_core::graphql::errors::coded(
@@ -224,7 +224,7 @@ impl<U: UserNode> Notification<U> {
         let Some(actor_id) = &self.notification.actor_id else {
             return Ok(None);
         };
-        let profile = fields::user_of(ctx, actor_id, self.actor.as_ref()).await?;
+        let profile = context::user_of(ctx, actor_id, self.actor.as_ref()).await?;
         Ok(profile.map(|p| U::from_ref(UserRef::loaded(p))))
     }
 }

@@ -1,16 +1,16 @@
-//! `GET /user-dashboard`: shapes, concurrency and the partial-failure policy.
+//! `GET /user-dashboard` of the web BFF: its shape, concurrency and the
+//! partial-failure policy.
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Bff, TestApp, assert_error_body, json_body, keys};
-use bff_testkit::Fault;
-use bff_testkit::Service;
+use bff_testkit::harness::{TestApp, assert_error_body, json_body, keys};
+use bff_testkit::{Fault, Service, optional_failures};
 use reqwest::StatusCode;
 use serde_json::json;
 
 #[tokio::test]
 async fn web_dashboard_matches_the_contract_shape() {
-    let app = TestApp::spawn(Bff::Web).await;
+    let app = TestApp::spawn(bff_web::SPEC).await;
     let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -66,34 +66,8 @@ async fn web_dashboard_matches_the_contract_shape() {
 }
 
 #[tokio::test]
-async fn mobile_dashboard_matches_the_lean_contract_shape() {
-    let app = TestApp::spawn(Bff::Mobile).await;
-    let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-
-    assert_eq!(
-        keys(&body),
-        ["degraded", "profile", "recentOrders", "unreadCount"]
-    );
-    assert_eq!(keys(&body["profile"]), ["avatarUrl", "id", "name"]);
-    assert!(
-        !body.to_string().contains("@example.com"),
-        "mobile must not carry e-mail: {body}"
-    );
-    let orders = body["recentOrders"].as_array().expect("orders array");
-    assert_eq!(orders.len(), 3);
-    for order in orders {
-        assert_eq!(keys(order), ["id", "status", "totalCents"]);
-    }
-    let newest = app.upstreams.store().orders_of("u1");
-    assert_eq!(orders[0]["id"], newest[0].id.as_str());
-    assert_eq!(body["unreadCount"], 4);
-    assert_eq!(body["degraded"], json!([]));
-}
-
-#[tokio::test]
 async fn a_user_without_orders_gets_an_empty_list() {
-    let app = TestApp::spawn(Bff::Web).await;
+    let app = TestApp::spawn(bff_web::SPEC).await;
     let (status, _, body) = json_body(app.dashboard(&app.token("u3", "")).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["recentOrders"], json!([]));
@@ -103,7 +77,7 @@ async fn a_user_without_orders_gets_an_empty_list() {
 
 #[tokio::test]
 async fn dashboard_calls_its_upstreams_concurrently() {
-    let app = TestApp::spawn(Bff::Web).await;
+    let app = TestApp::spawn(bff_web::SPEC).await;
     let slow = Fault {
         delay: Duration::from_millis(200),
         ..Fault::default()
@@ -126,37 +100,10 @@ async fn dashboard_calls_its_upstreams_concurrently() {
     );
 }
 
-/// Each way an optional part can fail, and the code it must be reported with.
-fn optional_failures() -> [(Fault, &'static str); 3] {
-    [
-        (
-            Fault {
-                status: Some(StatusCode::SERVICE_UNAVAILABLE),
-                ..Fault::default()
-            },
-            "upstream_unavailable",
-        ),
-        (
-            Fault {
-                delay: Duration::from_secs(3),
-                ..Fault::default()
-            },
-            "upstream_timeout",
-        ),
-        (
-            Fault {
-                malformed_body: true,
-                ..Fault::default()
-            },
-            "upstream_bad_response",
-        ),
-    ]
-}
-
 #[tokio::test]
 async fn web_dashboard_degrades_when_notifications_fail() {
     for (fault, code) in optional_failures() {
-        let app = TestApp::builder(Bff::Web)
+        let app = TestApp::builder(bff_web::SPEC)
             .config("[upstreams.notifications]\ntimeout = \"300ms\"")
             .spawn()
             .await;
@@ -174,27 +121,8 @@ async fn web_dashboard_degrades_when_notifications_fail() {
 }
 
 #[tokio::test]
-async fn mobile_dashboard_degrades_when_orders_fail() {
-    for (fault, code) in optional_failures() {
-        let app = TestApp::builder(Bff::Mobile)
-            .config("[upstreams.orders]\ntimeout = \"300ms\"")
-            .spawn()
-            .await;
-        app.fault(Service::Orders, fault);
-        let (status, _, body) = json_body(app.dashboard(&app.token("u1", "")).await).await;
-        assert_eq!(status, StatusCode::OK, "{code}: {body}");
-        assert!(body["recentOrders"].is_null(), "{code}: {body}");
-        assert_eq!(
-            body["degraded"],
-            json!([{"source": "orders", "code": code}])
-        );
-        assert_eq!(body["unreadCount"], 4);
-    }
-}
-
-#[tokio::test]
 async fn both_optional_parts_can_degrade_at_once() {
-    let app = TestApp::spawn(Bff::Web).await;
+    let app = TestApp::spawn(bff_web::SPEC).await;
     let down = Fault {
         status: Some(StatusCode::INTERNAL_SERVER_ERROR),
         ..Fault::default()
@@ -245,7 +173,7 @@ async fn dashboard_fails_with_a_contract_error_when_the_profile_fails() {
         ),
     ];
     for (fault, expected_status, code) in cases {
-        let app = TestApp::builder(Bff::Web)
+        let app = TestApp::builder(bff_web::SPEC)
             .config("[upstreams.users]\ntimeout = \"300ms\"")
             .spawn()
             .await;
@@ -267,7 +195,7 @@ async fn dashboard_fails_with_a_contract_error_when_the_profile_fails() {
 
 #[tokio::test]
 async fn an_unknown_user_is_not_found() {
-    let app = TestApp::spawn(Bff::Web).await;
+    let app = TestApp::spawn(bff_web::SPEC).await;
     let (status, _, body) = json_body(app.dashboard(&app.token("u999", "")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_body(&body, "not_found");
@@ -275,7 +203,7 @@ async fn an_unknown_user_is_not_found() {
 
 #[tokio::test]
 async fn a_subject_with_path_characters_stays_one_path_segment() {
-    let app = TestApp::spawn(Bff::Web).await;
+    let app = TestApp::spawn(bff_web::SPEC).await;
     let (status, _, _) = json_body(app.dashboard(&app.token("../orders/o1001", "")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let seen = app.upstreams.control().requests(Service::Users);
