@@ -3,7 +3,67 @@
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::CorsConfig;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::types::ConfigError;
+
+/// Cross-origin access for browser apps served from other origins.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`) allowed to call the BFF;
+    /// empty: no CORS headers at all. `*` only without credentials.
+    pub allowed_origins: Vec<String>,
+    /// Whether browsers may send cookies and credentials cross-origin.
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allow_credentials: false,
+            max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+impl CorsConfig {
+    /// Exact origins only, and `*` never with credentials.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        for origin in &self.allowed_origins {
+            if origin == "*" {
+                if self.allow_credentials {
+                    return Err(ConfigError::invalid(
+                        "cors.allowed_origins",
+                        "`*` cannot be combined with cors.allow_credentials; list the exact origins",
+                    ));
+                }
+                continue;
+            }
+            let exact = Url::parse(origin).ok().is_some_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !exact {
+                return Err(ConfigError::invalid(
+                    "cors.allowed_origins",
+                    format!("`{origin}` is not an exact origin like https://app.example.com"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The CORS layer, or `None` when no origin is allowed (then browsers keep
 /// their same-origin default).

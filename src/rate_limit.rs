@@ -24,9 +24,41 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::auth::Authenticated;
 use crate::client_ip::ClientIp;
-use crate::config::RateLimitConfig;
 use crate::error::{ApiError, seconds_header};
 use crate::metrics::Metrics;
+
+use serde::{Deserialize, Serialize};
+
+/// A GCRA quota per subject (per client IP where no subject is known),
+/// and one per client IP counted before any token is verified.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second.
+    pub per_second: NonZeroU32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: NonZeroU32,
+    /// Sustained requests per second per client IP, counted before token
+    /// verification, so floods of bad tokens are limited too.
+    pub per_ip_per_second: NonZeroU32,
+    /// Burst of the per-IP quota.
+    pub per_ip_burst: NonZeroU32,
+    /// How often idle keys are dropped, which bounds the limiter's memory.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_second: NonZeroU32::new(10).expect("not zero"),
+            burst: NonZeroU32::new(20).expect("not zero"),
+            per_ip_per_second: NonZeroU32::new(100).expect("not zero"),
+            per_ip_burst: NonZeroU32::new(200).expect("not zero"),
+            prune_interval: Duration::from_secs(30),
+        }
+    }
+}
 
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");

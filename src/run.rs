@@ -97,7 +97,7 @@ pub fn main(spec: BffSpec) -> ExitCode {
     // stopped: the exporter's client is a blocking one.
     let _export = match &config.telemetry.otlp_endpoint {
         Some(endpoint) => {
-            match otel::install(spec.name, endpoint, config.telemetry.sampling_ratio) {
+            match otel::install(spec.name, endpoint, config.telemetry.sampling_ratio.get()) {
                 Ok(guard) => Some(guard),
                 Err(message) => {
                     eprintln!("{}: {message}", spec.name);

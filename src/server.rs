@@ -154,8 +154,8 @@ impl FromRef<AppState> for HeaderLimits {
     fn from_ref(state: &AppState) -> Self {
         let http = &state.config().http;
         Self {
-            max_headers: http.max_headers,
-            max_header_bytes: http.max_header_bytes,
+            max_headers: http.max_headers.get(),
+            max_header_bytes: http.max_header_bytes.get(),
         }
     }
 }
@@ -260,16 +260,19 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                     state.config().http.request_timeout,
                 ))
                 // Bodies past the limit are refused (413) before they are buffered.
-                .layer(DefaultBodyLimit::max(state.config().http.body_limit)),
+                .layer(DefaultBodyLimit::max(state.config().http.body_limit.get())),
         )
         .layer(
             // Large replies are compressed as the client accepts (zstd, br,
             // gzip); small ones are not worth the CPU.
             CompressionLayer::new().compress_when(
-                SizeAbove::new(state.config().http.compression_min_bytes)
-                    .and(NotForContentType::GRPC)
-                    .and(NotForContentType::IMAGES)
-                    .and(NotForContentType::SSE),
+                SizeAbove::new(
+                    u16::try_from(state.config().http.compression_min_bytes.get())
+                        .unwrap_or(u16::MAX),
+                )
+                .and(NotForContentType::GRPC)
+                .and(NotForContentType::IMAGES)
+                .and(NotForContentType::SSE),
             ),
         )
         .with_state(state)

@@ -13,7 +13,32 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
 
-use crate::config::{ConfigError, TlsConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::config::types::ConfigError;
+
+/// TLS termination with rustls; HTTP/2 and HTTP/1.1 offered by ALPN.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_path: Option<std::path::PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: Option<std::path::PathBuf>,
+}
+
+impl TlsConfig {
+    /// Both paths, or neither.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.cert_path.is_some() != self.key_path.is_some() {
+            return Err(ConfigError::invalid(
+                "tls",
+                "cert_path and key_path must be set together",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The acceptor for `config`, or `None` when TLS is off.
 pub fn acceptor(config: &TlsConfig) -> Result<Option<TlsAcceptor>, ConfigError> {

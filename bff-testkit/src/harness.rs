@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bff_core::AppState;
-use bff_core::config::{Config, ConfigSources, Secret};
+use bff_core::config::{BaseUrl, Config, ConfigSources, Secret};
 use bff_core::run::BffSpec;
 
 use crate::{DemoUpstreams, Fault, Service};
@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use url::Url;
 
 /// The HS256 secret every test app trusts unless told otherwise.
 pub const SECRET: &str = "tests-only-secret-of-at-least-32-bytes!";
@@ -36,7 +35,7 @@ pub struct TestAppBuilder {
     spec: BffSpec,
     toml: String,
     hs256: bool,
-    more_instances: Vec<(Service, Vec<Url>)>,
+    more_instances: Vec<(Service, Vec<BaseUrl>)>,
 }
 
 impl TestAppBuilder {
@@ -52,7 +51,7 @@ impl TestAppBuilder {
     pub fn instances(mut self, service: Service, others: &[&str]) -> Self {
         let others = others
             .iter()
-            .map(|url| Url::parse(url).expect("an instance URL"))
+            .map(|url| BaseUrl::parse(url).expect("an instance URL"))
             .collect();
         self.more_instances.push((service, others));
         self

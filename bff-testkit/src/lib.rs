@@ -25,9 +25,7 @@ use tokio::task::JoinHandle;
 pub use control::{Control, Fault, RecordedRequest, optional_failures};
 pub use services::Store;
 
-use url::Url;
-
-use bff_core::config::Config;
+use bff_core::config::{BaseUrl, Config};
 
 /// The three demo services, as the test kit addresses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,7 +116,7 @@ impl DemoUpstreams {
     /// `.orders` and `.notifications`).
     pub fn point_config_at_self(&self, config: &mut Config) {
         for service in Service::ALL {
-            config.upstreams.entry(service.as_str()).url = Url::parse(&self.url(service)).ok();
+            config.upstreams.entry(service.as_str()).url = BaseUrl::parse(&self.url(service)).ok();
         }
     }
 

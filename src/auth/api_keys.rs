@@ -11,7 +11,8 @@ use axum::http::HeaderName;
 use sha2::{Digest, Sha256};
 
 use super::Claims;
-use crate::config::{ApiKeysConfig, ConfigError};
+use super::config::ApiKeysConfig;
+use crate::config::types::ConfigError;
 use crate::rate_limit::RateLimiter;
 
 /// One configured key.

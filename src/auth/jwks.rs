@@ -17,7 +17,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicK
 use jsonwebtoken::{Algorithm, DecodingKey};
 use url::Url;
 
-use crate::config::{AuthConfig, ConfigError};
+use super::config::AuthConfig;
+use crate::config::types::ConfigError;
 
 /// Largest key set accepted.
 const MAX_JWKS_BYTES: usize = 256 * 1024;

@@ -6,6 +6,7 @@
 //! keys by subject) find it.
 
 mod api_keys;
+pub mod config;
 mod jwks;
 mod middleware;
 mod verifier;

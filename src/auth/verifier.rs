@@ -8,8 +8,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::config::AuthConfig;
 use super::jwks::{JwksKeys, PinnedKey};
-use crate::config::{AuthConfig, ConfigError};
+use crate::config::types::ConfigError;
 
 /// Longest subject accepted: it becomes a path segment and a header upstream.
 const MAX_SUBJECT_LEN: usize = 128;
@@ -106,7 +107,7 @@ impl JwtVerifier {
                 algorithm: Algorithm::HS256,
             }),
             (None, Some(pem), None) => Keys::Static(pinned_public_key(pem.expose().as_bytes())?),
-            (None, None, Some(url)) => Keys::Jwks(JwksKeys::start(url.clone(), config)?),
+            (None, None, Some(url)) => Keys::Jwks(JwksKeys::start((**url).clone(), config)?),
             _ => {
                 return Err(ConfigError::Invalid {
                     key: "auth".to_owned(),
@@ -138,7 +139,7 @@ impl JwtVerifier {
         Ok(Self {
             keys,
             validations,
-            max_token_bytes: config.max_token_bytes,
+            max_token_bytes: config.max_token_bytes.get(),
             typ: config.typ.clone(),
             required_claims: config.required_claims.clone(),
         })

@@ -2,13 +2,13 @@
 //! automatic persisted queries, or any document.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 
-use crate::config::{DocumentPolicy, GraphQlConfig, Profile};
+use super::config::{DocumentPolicy, GraphQlConfig};
+use crate::config::types::Profile;
 
 /// The hex SHA-256 of a document's exact text: its persisted id.
 pub fn document_hash(document: &str) -> String {
@@ -59,7 +59,7 @@ impl Documents {
         let trusted_only =
             config.documents == DocumentPolicy::Trusted && profile == Profile::Production;
         let automatic = (config.documents == DocumentPolicy::Any)
-            .then(|| NonZeroUsize::new(config.apq_cache_entries))
+            .then_some(Some(config.apq_cache_entries))
             .flatten()
             .map(|capacity| Mutex::new(LruCache::new(capacity)));
         Self {
@@ -139,7 +139,7 @@ mod tests {
     fn docs(policy: DocumentPolicy, profile: Profile) -> Documents {
         let config = GraphQlConfig {
             documents: policy,
-            apq_cache_entries: 2,
+            apq_cache_entries: std::num::NonZeroUsize::new(2).expect("not zero"),
             ..GraphQlConfig::default()
         };
         Documents::new(&[KNOWN], &config, profile)

@@ -9,17 +9,18 @@ use async_graphql::parser::types::{
     SelectionSet,
 };
 
-use crate::config::GraphQlConfig;
+use super::config::GraphQlConfig;
 
 /// Refuses documents over the byte or token limit, without parsing them.
 pub fn check_size(document: &str, config: &GraphQlConfig) -> Result<(), String> {
-    if document.len() > config.max_document_bytes {
+    if document.len() > config.max_document_bytes.get() {
         return Err(format!(
             "the document is larger than {} bytes",
             config.max_document_bytes
         ));
     }
-    if count_tokens(document, config.max_tokens + 1) > config.max_tokens {
+    let max_tokens = config.max_tokens.get();
+    if count_tokens(document, max_tokens + 1) > max_tokens {
         return Err(format!(
             "the document has more than {} tokens",
             config.max_tokens

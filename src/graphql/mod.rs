@@ -5,6 +5,7 @@
 //! request can be given its own data (loaders) through
 //! [`GraphQlEndpoint::with_request_data`].
 
+pub mod config;
 pub mod documents;
 pub mod errors;
 pub mod http;

@@ -2,7 +2,8 @@
 
 use async_graphql::{EmptySubscription, ObjectType, Schema};
 
-use crate::config::{GraphQlConfig, Profile};
+use super::config::GraphQlConfig;
+use crate::config::types::Profile;
 
 /// Per-schema limits resolvers enforce themselves, in the schema's data.
 #[derive(Debug, Clone, Copy)]
@@ -28,12 +29,12 @@ where
     M: ObjectType + 'static,
 {
     let builder = Schema::build(query, mutation, EmptySubscription)
-        .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity)
+        .limit_depth(config.max_depth.get())
+        .limit_complexity(config.max_complexity.get())
         .limit_directives(config.max_directives)
-        .limit_recursive_depth(config.max_recursive_depth)
+        .limit_recursive_depth(config.max_recursive_depth.get())
         .data(FieldLimits {
-            max_first: config.max_first,
+            max_first: config.max_first.get(),
         });
     match profile {
         Profile::Production => builder

@@ -15,6 +15,7 @@
 //! requests.
 
 mod activity;
+pub mod config;
 mod per_ip;
 
 use std::future::Future;
@@ -34,7 +35,7 @@ use tower::ServiceExt;
 
 use self::activity::{Activity, BusyBody, Tracked};
 use self::per_ip::PerIpConnections;
-use crate::config::HttpConfig;
+use config::HttpConfig;
 
 /// How far above the configured header limits hyper's parser limits are.
 const BACKSTOP_FACTOR: usize = 8;
@@ -51,8 +52,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let builder = Arc::new(connection_builder(http));
-    let connections = Arc::new(Semaphore::new(http.max_connections));
-    let per_ip = PerIpConnections::new(http.max_connections_per_ip, &http.trusted_proxies);
+    let connections = Arc::new(Semaphore::new(http.max_connections.get()));
+    let per_ip = PerIpConnections::new(http.max_connections_per_ip.get(), &http.trusted_proxies);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -157,9 +158,15 @@ fn connection_builder(http: &HttpConfig) -> auto::Builder<TokioExecutor> {
         // The connection's own clock (`activity`) bounds header reads:
         // hyper's would also cut idle keep-alive connections.
         .header_read_timeout(None)
-        .max_headers(http.max_headers.saturating_mul(BACKSTOP_FACTOR).max(100))
+        .max_headers(
+            http.max_headers
+                .get()
+                .saturating_mul(BACKSTOP_FACTOR)
+                .max(100),
+        )
         .max_buf_size(
             http.max_header_bytes
+                .get()
                 .saturating_mul(BACKSTOP_FACTOR)
                 .max(8192),
         );
@@ -167,7 +174,7 @@ fn connection_builder(http: &HttpConfig) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(
-            u32::try_from(http.max_header_bytes.saturating_mul(BACKSTOP_FACTOR))
+            u32::try_from(http.max_header_bytes.get().saturating_mul(BACKSTOP_FACTOR))
                 .unwrap_or(u32::MAX),
         );
     builder

@@ -2,13 +2,14 @@
 //! access log, and optional trace export.
 
 pub mod access;
+pub mod config;
 pub mod otel;
 
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, TelemetryConfig};
+use config::{LogFormat, TelemetryConfig};
 
 /// Installs the process's log subscriber: JSON lines or readable text, on
 /// stderr, filtered by `RUST_LOG` when set, else by `telemetry.log_level`.

@@ -79,7 +79,7 @@ impl Balanced {
     ) -> Self {
         let count = instances.len();
         // Never the last one; at least one of two or more.
-        let by_ratio = (count as f64 * outlier.max_ejected_ratio).floor() as usize;
+        let by_ratio = (count as f64 * outlier.max_ejected_ratio.get()).floor() as usize;
         let max_ejected = by_ratio.max(1).min(count.saturating_sub(1));
         Self {
             limits,
@@ -186,7 +186,7 @@ impl Balanced {
                 CallOutcome::Failure => {
                     outlier.consecutive_failures += 1;
                     outlier.on_probation
-                        || outlier.consecutive_failures >= self.outlier.consecutive_failures
+                        || outlier.consecutive_failures >= self.outlier.consecutive_failures.get()
                 }
             }
         };
@@ -264,8 +264,8 @@ fn nth_bit(mut bits: u64, n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BreakerConfig;
     use crate::upstream::UpstreamName;
+    use crate::upstream::config::BreakerConfig;
     use std::time::Duration;
 
     fn balanced(count: usize) -> Balanced {
@@ -288,7 +288,7 @@ mod tests {
             instances,
             16,
             OutlierConfig {
-                consecutive_failures: 2,
+                consecutive_failures: std::num::NonZeroU32::new(2).expect("not zero"),
                 ..OutlierConfig::default()
             },
         )

@@ -9,11 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use std::num::{NonZeroU32, NonZeroUsize};
+
+use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::config::types::{BaseUrl, ByteSize, Ratio, positive_duration};
+
 /// Every `upstreams.*` table: `all` and the named upstreams.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct UpstreamsConfig(BTreeMap<String, UpstreamConfig>);
 
@@ -52,11 +56,11 @@ impl UpstreamsConfig {
     /// `name`'s instances: its `url`, or each of its `instances`.
     pub fn bases(&self, name: &str) -> Vec<Url> {
         match self.get(name) {
-            Some(UpstreamConfig { url: Some(url), .. }) => vec![url.clone()],
+            Some(UpstreamConfig { url: Some(url), .. }) => vec![(**url).clone()],
             Some(UpstreamConfig {
                 instances: Some(instances),
                 ..
-            }) => instances.clone(),
+            }) => instances.iter().map(|url| (**url).clone()).collect(),
             _ => Vec::new(),
         }
     }
@@ -72,31 +76,31 @@ impl UpstreamsConfig {
 /// One `upstreams.<name>` table, or `upstreams.all`. Every field is
 /// optional: what a named table leaves out comes from `all`, then from the
 /// built-in defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// Base URL, `http` or `https`, of a service with one address; a
     /// named upstream sets this or `instances`, never both; not allowed in
     /// `all`.
-    pub url: Option<Url>,
+    pub url: Option<BaseUrl>,
     /// Base URLs of the service's instances, each call balanced across
     /// them; instead of `url`.
-    pub instances: Option<Vec<Url>>,
+    pub instances: Option<Vec<BaseUrl>>,
     /// Total time for one call, from sending to the last body byte.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "positive_duration::option")]
     pub timeout: Option<Duration>,
     /// Time to establish a TCP (and TLS) connection.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Option<Duration>,
     /// Largest reply body accepted; a larger one is a bad response.
-    pub max_response_bytes: Option<usize>,
+    pub max_response_bytes: Option<ByteSize>,
     /// Idle pooled connections kept per upstream host.
     pub pool_max_idle_per_host: Option<usize>,
     /// How long an idle pooled connection is kept.
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Option<Duration>,
     /// Most calls in flight to this upstream; more fail at once (bulkhead).
-    pub max_in_flight: Option<usize>,
+    pub max_in_flight: Option<NonZeroUsize>,
     /// When calls stop being attempted for a while.
     pub breaker: BreakerOverrides,
     /// When a failed call is tried again.
@@ -105,7 +109,7 @@ pub struct UpstreamConfig {
     pub outlier: OutlierOverrides,
     /// Bytes of GET replies kept in memory, keys and headers included
     /// (0: no cache); only as RFC 9111 and the service allow.
-    pub cache_max_bytes: Option<usize>,
+    pub cache_max_bytes: Option<ByteSize>,
     /// When a call fails, a kept reply at most this far past its
     /// freshness is served instead, and the part is marked `stale`.
     #[serde(with = "humantime_serde")]
@@ -162,17 +166,17 @@ impl UpstreamConfig {
 }
 
 /// A `breaker` table: each field optional, inherited field by field.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerOverrides {
-    pub consecutive_failures: Option<u32>,
-    pub failure_ratio: Option<f64>,
+    pub consecutive_failures: Option<NonZeroU32>,
+    pub failure_ratio: Option<Ratio>,
     pub min_calls: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub window: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub open_for: Option<Duration>,
-    pub half_open_probes: Option<u32>,
+    pub half_open_probes: Option<NonZeroU32>,
 }
 
 impl BreakerOverrides {
@@ -200,13 +204,13 @@ impl BreakerOverrides {
 }
 
 /// A `retry` table: each field optional, inherited field by field.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryOverrides {
     pub max_retries: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub backoff: Option<Duration>,
-    pub budget_ratio: Option<f64>,
+    pub budget_ratio: Option<Ratio>,
     pub budget_floor: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub budget_window: Option<Duration>,
@@ -235,15 +239,15 @@ impl RetryOverrides {
 }
 
 /// An `outlier` table: each field optional, inherited field by field.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutlierOverrides {
-    pub consecutive_failures: Option<u32>,
+    pub consecutive_failures: Option<NonZeroU32>,
     #[serde(with = "humantime_serde")]
     pub base_ejection: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub max_ejection: Option<Duration>,
-    pub max_ejected_ratio: Option<f64>,
+    pub max_ejected_ratio: Option<Ratio>,
 }
 
 impl OutlierOverrides {
@@ -268,18 +272,18 @@ impl OutlierOverrides {
 
 /// One upstream's settings once `all` and the built-in defaults are
 /// merged in. [`Default`] is the one place the built-in defaults live.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UpstreamSettings {
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    pub max_response_bytes: usize,
+    pub max_response_bytes: ByteSize,
     pub pool_max_idle_per_host: usize,
     pub pool_idle_timeout: Duration,
-    pub max_in_flight: usize,
+    pub max_in_flight: NonZeroUsize,
     pub breaker: BreakerConfig,
     pub retry: RetryConfig,
     pub outlier: OutlierConfig,
-    pub cache_max_bytes: usize,
+    pub cache_max_bytes: ByteSize,
     pub stale_if_error: Duration,
     pub hedge_after: Option<Duration>,
 }
@@ -289,14 +293,14 @@ impl Default for UpstreamSettings {
         Self {
             timeout: Duration::from_millis(800),
             connect_timeout: Duration::from_millis(250),
-            max_response_bytes: 1024 * 1024,
+            max_response_bytes: ByteSize::mib(1),
             pool_max_idle_per_host: 64,
             pool_idle_timeout: Duration::from_secs(60),
-            max_in_flight: 256,
+            max_in_flight: NonZeroUsize::new(256).expect("not zero"),
             breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             outlier: OutlierConfig::default(),
-            cache_max_bytes: 32 * 1024 * 1024,
+            cache_max_bytes: ByteSize::mib(32),
             stale_if_error: Duration::from_secs(60),
             hedge_after: None,
         }
@@ -309,11 +313,11 @@ impl Default for UpstreamSettings {
 /// request's deadline, and within a budget: retries in a `budget_window`
 /// stay under `budget_ratio` of the calls plus `budget_floor`, so a
 /// failing service sees at most about 1.2 times its normal load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RetryConfig {
     pub max_retries: u32,
     pub backoff: Duration,
-    pub budget_ratio: f64,
+    pub budget_ratio: Ratio,
     pub budget_floor: u32,
     pub budget_window: Duration,
 }
@@ -323,7 +327,7 @@ impl Default for RetryConfig {
         Self {
             max_retries: 2,
             backoff: Duration::from_millis(25),
-            budget_ratio: 0.2,
+            budget_ratio: Ratio::of(0.2),
             budget_floor: 10,
             budget_window: Duration::from_secs(10),
         }
@@ -339,21 +343,21 @@ impl Default for RetryConfig {
 /// At most `max_ejected_ratio` of the instances are ejected at once (one,
 /// when there are two or three), never the last one: with a single
 /// instance only the breaker applies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutlierConfig {
-    pub consecutive_failures: u32,
+    pub consecutive_failures: NonZeroU32,
     pub base_ejection: Duration,
     pub max_ejection: Duration,
-    pub max_ejected_ratio: f64,
+    pub max_ejected_ratio: Ratio,
 }
 
 impl Default for OutlierConfig {
     fn default() -> Self {
         Self {
-            consecutive_failures: 5,
+            consecutive_failures: NonZeroU32::new(5).expect("not zero"),
             base_ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
-            max_ejected_ratio: 0.5,
+            max_ejected_ratio: Ratio::of(0.5),
         }
     }
 }
@@ -363,25 +367,25 @@ impl Default for OutlierConfig {
 /// failed; stays open for `open_for`, then lets `half_open_probes` calls
 /// test the service: a success closes it, a failure opens it again.
 /// Failures are timeouts, broken connections, 5xx and unusable replies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct BreakerConfig {
-    pub consecutive_failures: u32,
-    pub failure_ratio: f64,
+    pub consecutive_failures: NonZeroU32,
+    pub failure_ratio: Ratio,
     pub min_calls: u32,
     pub window: Duration,
     pub open_for: Duration,
-    pub half_open_probes: u32,
+    pub half_open_probes: NonZeroU32,
 }
 
 impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
-            consecutive_failures: 5,
-            failure_ratio: 0.5,
+            consecutive_failures: NonZeroU32::new(5).expect("not zero"),
+            failure_ratio: Ratio::of(0.5),
             min_calls: 20,
             window: Duration::from_secs(10),
             open_for: Duration::from_secs(5),
-            half_open_probes: 1,
+            half_open_probes: NonZeroU32::MIN,
         }
     }
 }
@@ -420,14 +424,14 @@ mod tests {
         );
         let orders = upstreams.resolve("orders");
         assert_eq!(orders.timeout, Duration::from_secs(2));
-        assert_eq!(orders.breaker.consecutive_failures, 3);
+        assert_eq!(orders.breaker.consecutive_failures.get(), 3);
         assert_eq!(orders.breaker.open_for, Duration::from_secs(9), "from all");
         assert_eq!(orders.breaker.min_calls, 7, "from all");
-        assert_eq!(orders.breaker.failure_ratio, 0.5, "built in");
+        assert_eq!(orders.breaker.failure_ratio.get(), 0.5, "built in");
         assert_eq!(orders.retry.max_retries, 5, "from all");
         let catalog = upstreams.resolve("catalog");
         assert_eq!(catalog.timeout, Duration::from_millis(300));
-        assert_eq!(catalog.max_in_flight, 256, "built in");
+        assert_eq!(catalog.max_in_flight.get(), 256, "built in");
         let names: Vec<&str> = upstreams.named().map(|(name, _)| name).collect();
         assert_eq!(names, ["catalog", "orders"]);
     }

@@ -57,12 +57,12 @@ impl Endpoint {
         metrics: Arc<Metrics>,
         settings: UpstreamSettings,
     ) -> Self {
-        let cache = Cached::new(settings.cache_max_bytes, settings.stale_if_error);
+        let cache = Cached::new(settings.cache_max_bytes.get(), settings.stale_if_error);
         let limits = CallLimits {
             name: name.clone(),
             http,
             timeout: settings.timeout,
-            max_response_bytes: settings.max_response_bytes,
+            max_response_bytes: settings.max_response_bytes.get(),
             keep_caching: cache.is_on(),
         };
         let created = std::time::Instant::now();
@@ -78,12 +78,17 @@ impl Endpoint {
                 coalesce: Coalescer::default(),
                 hedge: Hedged::new(settings.hedge_after),
                 budget: RetryBudget::new(
-                    retry.budget_ratio,
+                    retry.budget_ratio.get(),
                     retry.budget_floor,
                     retry.budget_window,
                 ),
                 retry: Retried::new(settings.retry),
-                balance: Balanced::new(limits, instances, settings.max_in_flight, settings.outlier),
+                balance: Balanced::new(
+                    limits,
+                    instances,
+                    settings.max_in_flight.get(),
+                    settings.outlier,
+                ),
                 name,
             }),
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::UpstreamName;
-use crate::config::BreakerConfig;
+use super::config::BreakerConfig;
 
 /// The breaker's state, as `/readyz` and the logs show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -154,7 +154,7 @@ impl CircuitBreaker {
             Phase::HalfOpen {
                 ref mut probes_in_flight,
             } => {
-                if *probes_in_flight >= self.config.half_open_probes {
+                if *probes_in_flight >= self.config.half_open_probes.get() {
                     return None;
                 }
                 *probes_in_flight += 1;
@@ -201,10 +201,10 @@ impl CircuitBreaker {
                 c.window_failures += 1;
                 let ratio_tripped = c.window_calls >= self.config.min_calls
                     && f64::from(c.window_failures)
-                        >= self.config.failure_ratio * f64::from(c.window_calls);
+                        >= self.config.failure_ratio.get() * f64::from(c.window_calls);
                 let reopen = probe || matches!(c.phase, Phase::HalfOpen { .. });
                 let trip = matches!(c.phase, Phase::Closed)
-                    && (c.consecutive_failures >= self.config.consecutive_failures
+                    && (c.consecutive_failures >= self.config.consecutive_failures.get()
                         || ratio_tripped);
                 if reopen || trip {
                     c.phase = Phase::Open {
@@ -298,12 +298,12 @@ mod tests {
             UpstreamName::new("orders"),
             "http://orders:80".into(),
             BreakerConfig {
-                consecutive_failures: 3,
-                failure_ratio: 0.5,
+                consecutive_failures: std::num::NonZeroU32::new(3).expect("not zero"),
+                failure_ratio: crate::config::Ratio::of(0.5),
                 min_calls: 10,
                 window: Duration::from_secs(10),
                 open_for,
-                half_open_probes: 1,
+                half_open_probes: std::num::NonZeroU32::MIN,
             },
         )
     }

@@ -75,7 +75,7 @@ impl Instance {
     pub(super) fn new(
         name: &UpstreamName,
         base: &Url,
-        breaker: crate::config::BreakerConfig,
+        breaker: super::config::BreakerConfig,
         created: Instant,
     ) -> Self {
         let label: Arc<str> = base[..url::Position::BeforePath].into();

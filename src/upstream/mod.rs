@@ -34,7 +34,7 @@ pub use endpoint::Endpoint;
 pub use instance::InstanceHealth;
 pub use request::{BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
 
-use crate::config::ConfigError;
+use crate::config::types::ConfigError;
 use crate::metrics::Metrics;
 use config::UpstreamsConfig;
 
