@@ -21,7 +21,7 @@ pub fn usage(name: &str) -> String {
     format!(
         "usage: {name} [--config PATH] [--demo] [--print-schema]\n\n\
          --config PATH  TOML file over the built-in defaults; BFF_* environment\n\
-         \x20              variables override both (BFF_UPSTREAMS__ORDERS__URL = upstreams.orders.url)\n\
+         \x20              variables override both (BFF_UPSTREAMS__CATALOG__URL = upstreams.catalog.url)\n\
          --demo         start built-in upstreams with seeded data and print a token\n\
          \x20              (development profile: GraphiQL, introspection)\n\
          --print-schema print the GraphQL schema (SDL) and exit\n\

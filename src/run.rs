@@ -43,7 +43,7 @@ pub trait Demo: Send {
     /// fresh signing secret.
     fn configure(&self, config: &mut Config);
     /// A development token that `config` accepts, and what it is for
-    /// (`user u1, scope orders:write, valid 24 h`), for the banner.
+    /// (`user u1, scope <the demo's scopes>, valid 24 h`), for the banner.
     fn token(&self, config: &Config) -> (String, String);
 }
 

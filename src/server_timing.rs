@@ -11,7 +11,7 @@ use crate::error::ApiError;
 
 static SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// `users;dur=12.3;desc="ok", orders;dur=800.0;desc="timeout"`.
+/// `accounts;dur=12.3;desc="ok", inventory;dur=800.0;desc="timeout"`.
 pub fn header_value(timings: &[PartTiming]) -> Option<HeaderValue> {
     let mut value = String::with_capacity(timings.len() * 40);
     for (i, timing) in timings.iter().enumerate() {

@@ -2,8 +2,8 @@
 //!
 //! Layers, later wins: the struct defaults below, the BFF's own embedded
 //! defaults (its `bff-*.toml`), the file named by `--config`, then every
-//! `BFF_`-prefixed environment variable (`BFF_UPSTREAMS__ORDERS__URL` is
-//! `upstreams.orders.url`). Unknown keys are errors, not silently ignored,
+//! `BFF_`-prefixed environment variable (`BFF_UPSTREAMS__CATALOG__URL` is
+//! `upstreams.catalog.url`). Unknown keys are errors, not silently ignored,
 //! and every error names the key, so a typo never starts a half-configured
 //! gateway.
 //!
@@ -251,12 +251,12 @@ mod tests {
     use std::time::Duration;
 
     const GOOD: &str = r#"
-        [upstreams.users]
+        [upstreams.accounts]
         url = "http://127.0.0.1:9001"
-        [upstreams.orders]
+        [upstreams.inventory]
         url = "http://127.0.0.1:9002"
         timeout = "300ms"
-        [upstreams.notifications]
+        [upstreams.pricing]
         url = "http://127.0.0.1:9003"
         [auth]
         hs256_secret = "0123456789abcdef0123456789abcdef"
@@ -275,27 +275,30 @@ mod tests {
         let config = load("[upstreams.all]\ntimeout = \"2s\"").expect("valid config");
         assert_eq!(config.upstreams.all().timeout, Some(Duration::from_secs(2)));
         assert_eq!(
-            config.upstreams.get("orders").and_then(|o| o.timeout),
+            config.upstreams.get("inventory").and_then(|o| o.timeout),
             Some(Duration::from_millis(300))
         );
         assert_eq!(
-            config.upstreams.resolve("users").timeout,
+            config.upstreams.resolve("accounts").timeout,
             Duration::from_secs(2)
         );
     }
 
     #[test]
     fn unknown_key_is_named() {
-        let err = load("[upstreams.orders]\nurll = \"x\"").expect_err("unknown key");
-        assert!(err.to_string().contains("upstreams.orders.urll"), "{err}");
+        let err = load("[upstreams.inventory]\nurll = \"x\"").expect_err("unknown key");
+        assert!(
+            err.to_string().contains("upstreams.inventory.urll"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_url_is_named() {
-        let err = load("[upstreams.users]\nurl = \"not a url\"").expect_err("bad url");
-        assert!(err.to_string().contains("upstreams.users.url"), "{err}");
-        let err = load("[upstreams.users]\nurl = \"ftp://x/\"").expect_err("bad scheme");
-        assert!(err.to_string().contains("upstreams.users.url"), "{err}");
+        let err = load("[upstreams.accounts]\nurl = \"not a url\"").expect_err("bad url");
+        assert!(err.to_string().contains("upstreams.accounts.url"), "{err}");
+        let err = load("[upstreams.accounts]\nurl = \"ftp://x/\"").expect_err("bad scheme");
+        assert!(err.to_string().contains("upstreams.accounts.url"), "{err}");
     }
 
     #[test]
@@ -388,12 +391,12 @@ mod tests {
                 "upstreams.all.breaker.failure_ratio",
             ),
             (
-                "[upstreams.orders]\nmax_in_flight = 0",
-                "upstreams.orders.max_in_flight",
+                "[upstreams.inventory]\nmax_in_flight = 0",
+                "upstreams.inventory.max_in_flight",
             ),
             (
-                "[upstreams.orders]\ntimeout = \"0ms\"",
-                "upstreams.orders.timeout",
+                "[upstreams.inventory]\ntimeout = \"0ms\"",
+                "upstreams.inventory.timeout",
             ),
         ] {
             let err = load(toml).expect_err(toml);

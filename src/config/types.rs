@@ -369,7 +369,7 @@ mod tests {
         assert!(HttpUrl::parse("https://idp.example.com/jwks").is_ok());
         assert!(HttpUrl::parse("ftp://example.com").is_err());
         assert!(HttpUrl::parse("mailto:a@b.c").is_err());
-        assert!(BaseUrl::parse("http://orders:8080/api/").is_ok());
-        assert!(BaseUrl::parse("http://orders:8080/?x=1").is_err());
+        assert!(BaseUrl::parse("http://inventory:8080/api/").is_ok());
+        assert!(BaseUrl::parse("http://inventory:8080/?x=1").is_err());
     }
 }

@@ -297,23 +297,23 @@ mod tests {
     #[test]
     fn a_mutation_field_repeated_through_aliases_or_fragments_is_found() {
         let twice =
-            parse_query("mutation { a: placeOrder(x: 1) { id } b: placeOrder(x: 2) { id } }")
+            parse_query("mutation { a: createPost(x: 1) { id } b: createPost(x: 2) { id } }")
                 .expect("parses");
         let ops = operations(&twice);
         assert_eq!(
             repeated_root_field(&twice, ops[0].1),
-            Some("placeOrder".to_owned())
+            Some("createPost".to_owned())
         );
         let via_fragment =
-            parse_query("mutation { placeOrder(x: 1) { id } ...M } fragment M on Mutation { placeOrder(x: 2) { id } }")
+            parse_query("mutation { createPost(x: 1) { id } ...M } fragment M on Mutation { createPost(x: 2) { id } }")
                 .expect("parses");
         let ops = operations(&via_fragment);
         assert_eq!(
             repeated_root_field(&via_fragment, ops[0].1),
-            Some("placeOrder".to_owned())
+            Some("createPost".to_owned())
         );
         let distinct =
-            parse_query("mutation { placeOrder(x: 1) { id } markNotificationRead(id: 1) { id } }")
+            parse_query("mutation { createPost(x: 1) { id } archivePost(id: 1) { id } }")
                 .expect("parses");
         let ops = operations(&distinct);
         assert_eq!(repeated_root_field(&distinct, ops[0].1), None);

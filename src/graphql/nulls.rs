@@ -251,10 +251,10 @@ mod tests {
 
     use super::*;
 
-    const SDL: &str = "type Query { me: User! order(id: ID!): Order }
-        type User { name: String! orders: Conn! friend: User }
-        type Conn { nodes: [Order!]! }
-        type Order { id: ID! seller: User! note: String }";
+    const SDL: &str = "type Query { me: User! post(id: ID!): Post }
+        type User { name: String! posts: Conn! friend: User }
+        type Conn { nodes: [Post!]! }
+        type Post { id: ID! author: User! note: String }";
 
     fn run(query: &str, data: serde_json::Value, path: serde_json::Value) -> serde_json::Value {
         let nulls = Nullability::from_sdl(SDL);
@@ -269,22 +269,22 @@ mod tests {
     #[test]
     fn a_failed_nullable_field_becomes_null() {
         let out = run(
-            "{ me { name } order(id: 1) { id } }",
+            "{ me { name } post(id: 1) { id } }",
             serde_json::json!({"me": {"name": "Ada"}}),
-            serde_json::json!(["order"]),
+            serde_json::json!(["post"]),
         );
         assert_eq!(
             out,
-            serde_json::json!({"me": {"name": "Ada"}, "order": null})
+            serde_json::json!({"me": {"name": "Ada"}, "post": null})
         );
     }
 
     #[test]
     fn a_failed_non_null_field_nulls_the_nearest_nullable_ancestor() {
         let out = run(
-            "{ me { name friend { name orders { nodes { id } } } } }",
+            "{ me { name friend { name posts { nodes { id } } } } }",
             serde_json::json!({"me": {"name": "Ada", "friend": {"name": "Grace"}}}),
-            serde_json::json!(["me", "friend", "orders"]),
+            serde_json::json!(["me", "friend", "posts"]),
         );
         assert_eq!(
             out,
@@ -295,19 +295,19 @@ mod tests {
     #[test]
     fn a_failed_nullable_root_field_alone_nulls_only_itself() {
         let out = run(
-            "{ order(id: 1) { id } }",
+            "{ post(id: 1) { id } }",
             serde_json::Value::Null,
-            serde_json::json!(["order"]),
+            serde_json::json!(["post"]),
         );
-        assert_eq!(out, serde_json::json!({"order": null}));
+        assert_eq!(out, serde_json::json!({"post": null}));
     }
 
     #[test]
     fn without_a_nullable_ancestor_data_is_null() {
         let out = run(
-            "{ me { name o: orders { nodes { seller { name } } } } }",
+            "{ me { name o: posts { nodes { author { name } } } } }",
             serde_json::json!({"me": {"name": "Ada", "o": {"nodes": [{}]}}}),
-            serde_json::json!(["me", "o", "nodes", 0, "seller"]),
+            serde_json::json!(["me", "o", "nodes", 0, "author"]),
         );
         assert_eq!(out, serde_json::Value::Null);
     }

@@ -1,6 +1,6 @@
 //! One span, one access log line and the HTTP metrics of every request.
 //!
-//! The route is the matched template (`/orders/{id}`), never the raw path,
+//! The route is the matched template (`/items/{id}`), never the raw path,
 //! and the caller appears only as a hash of its subject: neither a flood
 //! of distinct paths nor a token can reach the logs or the metrics. A
 //! composed reply's degraded parts are in its line (`degraded`).
@@ -19,7 +19,7 @@ use crate::metrics::{UNMATCHED_ROUTE, method_label};
 use crate::request_context::RequestContext;
 
 /// A reply's degraded parts, as its access line shows them
-/// (`notifications:upstream_timeout,users:stale`): one line per request
+/// (`pricing:upstream_timeout,accounts:stale`): one line per request
 /// says what degraded, instead of a WARN line per failed part.
 #[derive(Debug, Clone)]
 pub struct DegradedParts(pub Arc<str>);

@@ -269,7 +269,7 @@ mod tests {
     use std::time::Duration;
 
     fn balanced(count: usize) -> Balanced {
-        let name = UpstreamName::new("orders");
+        let name = UpstreamName::new("inventory");
         let instances = (0..count)
             .map(|i| {
                 let url = url::Url::parse(&format!("http://10.0.0.{i}:80")).expect("url");

@@ -432,7 +432,7 @@ mod tests {
         headers
     }
 
-    const URL: &str = "http://orders.internal/orders/o1";
+    const URL: &str = "http://inventory.internal/items/i1";
 
     #[test]
     fn replies_without_caching_headers_are_not_kept() {
@@ -450,7 +450,7 @@ mod tests {
             Some(&b"mine"[..])
         );
         assert_eq!(cache.fresh(URL, "u2", &bob), None);
-        let catalog = "http://orders.internal/catalog";
+        let catalog = "http://inventory.internal/catalog";
         let public = caching(&[("cache-control", "public, max-age=60")]);
         cache.store(catalog, "u1", &alice, &public, Bytes::from_static(b"all"));
         assert_eq!(

@@ -1,6 +1,6 @@
 //! The upstreams' configuration: a registry by name.
 //!
-//! `upstreams.<name>` is any name (`users`, `orders`, `catalog`, ...);
+//! `upstreams.<name>` is any name (`accounts`, `inventory`, `catalog`, ...);
 //! `upstreams.all` holds defaults that each named upstream inherits **field
 //! by field**, down into its `breaker` and `retry` tables, and the
 //! built-in defaults ([`UpstreamSettings::default`]) fill what neither sets.
@@ -414,25 +414,29 @@ mod tests {
             timeout = "2s"
             breaker = { open_for = "9s", min_calls = 7 }
             retry = { max_retries = 5 }
-            [upstreams.orders]
-            url = "http://orders:80"
+            [upstreams.inventory]
+            url = "http://inventory:80"
             breaker = { consecutive_failures = 3 }
             [upstreams.catalog]
             url = "http://catalog:80"
             timeout = "300ms"
             "#,
         );
-        let orders = upstreams.resolve("orders");
-        assert_eq!(orders.timeout, Duration::from_secs(2));
-        assert_eq!(orders.breaker.consecutive_failures.get(), 3);
-        assert_eq!(orders.breaker.open_for, Duration::from_secs(9), "from all");
-        assert_eq!(orders.breaker.min_calls, 7, "from all");
-        assert_eq!(orders.breaker.failure_ratio.get(), 0.5, "built in");
-        assert_eq!(orders.retry.max_retries, 5, "from all");
+        let inventory = upstreams.resolve("inventory");
+        assert_eq!(inventory.timeout, Duration::from_secs(2));
+        assert_eq!(inventory.breaker.consecutive_failures.get(), 3);
+        assert_eq!(
+            inventory.breaker.open_for,
+            Duration::from_secs(9),
+            "from all"
+        );
+        assert_eq!(inventory.breaker.min_calls, 7, "from all");
+        assert_eq!(inventory.breaker.failure_ratio.get(), 0.5, "built in");
+        assert_eq!(inventory.retry.max_retries, 5, "from all");
         let catalog = upstreams.resolve("catalog");
         assert_eq!(catalog.timeout, Duration::from_millis(300));
         assert_eq!(catalog.max_in_flight.get(), 256, "built in");
         let names: Vec<&str> = upstreams.named().map(|(name, _)| name).collect();
-        assert_eq!(names, ["catalog", "orders"]);
+        assert_eq!(names, ["catalog", "inventory"]);
     }
 }

@@ -295,8 +295,8 @@ mod tests {
 
     fn breaker(open_for: Duration) -> CircuitBreaker {
         CircuitBreaker::new(
-            UpstreamName::new("orders"),
-            "http://orders:80".into(),
+            UpstreamName::new("inventory"),
+            "http://inventory:80".into(),
             BreakerConfig {
                 consecutive_failures: std::num::NonZeroU32::new(3).expect("not zero"),
                 failure_ratio: crate::config::Ratio::of(0.5),

@@ -86,7 +86,7 @@ pub struct CallTiming {
 /// a caller decides on, and the underlying cause (the transport error, the
 /// decode error and its position), as pingora's errors carry theirs.
 ///
-/// `Display` is the client-safe part ("orders is unavailable"): it becomes
+/// `Display` is the client-safe part ("inventory is unavailable"): it becomes
 /// the contract's error message. The cause is the error's `source()`, for
 /// logs only ([`UpstreamError::chain`]): it may hold upstream addresses.
 #[derive(Debug, Clone)]
@@ -206,7 +206,7 @@ impl UpstreamError {
     }
 
     /// The error and every cause under it, for logs:
-    /// `orders is unreachable: error sending request ...: connection refused`.
+    /// `inventory is unreachable: error sending request ...: connection refused`.
     pub fn chain(&self) -> String {
         use std::error::Error as _;
         let mut text = self.to_string();

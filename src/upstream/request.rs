@@ -28,7 +28,7 @@ fn any_body(_: &[u8]) -> Result<(), serde_json::Error> {
     Ok(())
 }
 
-/// A path and query on an upstream (`/users/u1/orders?limit=5`), the same
+/// A path and query on an upstream (`/accounts/a1/items?limit=5`), the same
 /// on each of its instances: built by
 /// [`Endpoint::target`](super::Endpoint::target) from percent-encoded
 /// segments, so no identifier can change the path. Cheap to clone.

@@ -1,5 +1,5 @@
 //! The identifier rule: a value that becomes an upstream path segment (a
-//! token's `sub`, an order or notification id) is one segment and can
+//! token's `sub`, an object's id) is one segment and can
 //! never be normalised into another path.
 //!
 //! Every segment is percent-encoded on its own when the URL is built
@@ -89,8 +89,8 @@ mod tests {
             "...",
             "100%",
             "caf%C3%A9",
-            // One segment once encoded (`..%2Forders`): no dot-segment.
-            "../orders/o1001",
+            // One segment once encoded (`..%2Fitems`): no dot-segment.
+            "../items/i1001",
             "a/b",
             "%2F",
             "a\\b",
