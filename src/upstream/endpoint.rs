@@ -48,8 +48,10 @@ static TARGET_BASE: LazyLock<Url> =
     LazyLock::new(|| Url::parse("http://upstream/").expect("a valid URL"));
 
 impl Endpoint {
-    /// An upstream at `bases` (one per instance), calls made with `http`
-    /// and observed in `metrics`.
+    /// An upstream at `bases` (one per instance, at most
+    /// [`MAX_INSTANCES`](super::config::MAX_INSTANCES), as config
+    /// validation ensures), calls made with `http` and observed in
+    /// `metrics`.
     pub fn new(
         name: UpstreamName,
         http: reqwest::Client,
@@ -65,6 +67,10 @@ impl Endpoint {
             max_response_bytes: settings.max_response_bytes.get(),
             keep_caching: cache.is_on(),
         };
+        assert!(
+            (1..=super::config::MAX_INSTANCES).contains(&bases.len()),
+            "an upstream has 1 to MAX_INSTANCES instances"
+        );
         let created = std::time::Instant::now();
         let instances = bases
             .iter()
