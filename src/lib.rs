@@ -15,6 +15,8 @@ pub mod cli;
 pub mod client_ip;
 /// Composition: concurrent fan-out over upstream clients with a partial-failure policy.
 pub mod compose;
+/// Conditional GETs: `ETag` of a composed reply, `304` on `If-None-Match`.
+pub mod conditional;
 /// Typed configuration: TOML file, environment overrides, validation at start.
 pub mod config;
 /// Cross-origin access per BFF.

@@ -178,6 +178,8 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
     // Layers added later run first: the reply is marked private, the client
     // IP is counted, the token verified, then its subject counted.
     let authenticated = routes
+        // Innermost: a `200` GET gets its `ETag`; `If-None-Match` with it, a `304`.
+        .route_layer(from_fn(crate::conditional::tag_and_match))
         .route_layer(from_fn_with_state(
             RateLimits::from_ref(&state),
             enforce_rate_limit,
@@ -275,6 +277,8 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
                 .and(NotForContentType::SSE),
             ),
         )
+        // A compressed reply's `ETag` is weak: it was computed on the identity body.
+        .layer(from_fn(crate::conditional::weaken_when_encoded))
         .with_state(state)
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod attacks;
 mod auth;
+mod conditional;
 mod config_docs;
 mod deploy;
 mod graphql;

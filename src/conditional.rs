@@ -1,0 +1,123 @@
+//! Conditional GETs for composed replies: a strong `ETag` of the body,
+//! `304 Not Modified` without a body when `If-None-Match` names it (a
+//! mobile app polling a screen pays a few header bytes, not the reply).
+//!
+//! The tag is computed on the identity body, below compression. A reply
+//! the compression layer then encodes gets the weak form (`W/"..."`,
+//! RFC 9110 §8.8.3): the encoded bytes are not the ones that were hashed.
+//! `If-None-Match` uses the weak comparison (§13.1.2), so either form
+//! matches. Only bodies of a known, bounded size are hashed (every
+//! composed reply is one buffer); a streamed body passes untouched.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::Body as _;
+use sha2::{Digest as _, Sha256};
+
+/// Replies larger than this are not hashed: a composed reply is far
+/// smaller, and hashing must stay a small part of the request's cost.
+const MAX_TAGGED_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Middleware on the authenticated routes: tags a `200` GET reply and
+/// answers `304` when the client already holds it.
+pub async fn tag_and_match(request: Request, next: Next) -> Response {
+    if request.method() != Method::GET {
+        return next.run(request).await;
+    }
+    let if_none_match = request.headers().get(IF_NONE_MATCH).cloned();
+    let response = next.run(request).await;
+    let exact = response.body().size_hint().exact();
+    if response.status() != StatusCode::OK
+        || response.headers().contains_key(ETAG)
+        || exact.is_none_or(|len| len > MAX_TAGGED_BYTES)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        // A body that fails while being read fails the same way unread.
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+        return Response::from_parts(parts, Body::empty());
+    };
+    let tag = strong_tag(&bytes);
+    if if_none_match.is_some_and(|header| matches(&header, &tag)) {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(CONTENT_TYPE);
+        parts.headers.remove(CONTENT_LENGTH);
+        parts.headers.insert(ETAG, tag);
+        return Response::from_parts(parts, Body::empty());
+    }
+    parts.headers.insert(ETAG, tag);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Outside the compression layer: an encoded reply's tag becomes weak.
+pub async fn weaken_when_encoded(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.headers().contains_key(CONTENT_ENCODING)
+        && let Some(tag) = response.headers().get(ETAG)
+        && !tag.as_bytes().starts_with(b"W/")
+    {
+        let mut weak = Vec::with_capacity(tag.len() + 2);
+        weak.extend_from_slice(b"W/");
+        weak.extend_from_slice(tag.as_bytes());
+        if let Ok(weak) = HeaderValue::from_bytes(&weak) {
+            response.headers_mut().insert(ETAG, weak);
+        }
+    }
+    response
+}
+
+/// `"<32 hex digits>"`: the first 128 bits of the body's SHA-256.
+fn strong_tag(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for byte in &digest[..16] {
+        tag.push_str(&format!("{byte:02x}"));
+    }
+    tag.push('"');
+    HeaderValue::from_str(&tag).expect("quoted hex is a valid header value")
+}
+
+/// Whether an `If-None-Match` header names `tag`, by the weak comparison.
+fn matches(header: &HeaderValue, tag: &HeaderValue) -> bool {
+    let Ok(header) = header.to_str() else {
+        return false;
+    };
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let wanted = opaque(tag.to_str().unwrap_or_default());
+    header.trim() == "*"
+        || header
+            .split(',')
+            .any(|candidate| opaque(candidate) == wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists_and_star() {
+        let tag = strong_tag(b"{}");
+        let text = tag.to_str().expect("ascii").to_owned();
+        for header in [
+            text.clone(),
+            format!("W/{text}"),
+            format!("\"other\", {text}"),
+            "*".to_owned(),
+        ] {
+            assert!(
+                matches(&HeaderValue::from_str(&header).expect("valid"), &tag),
+                "{header}"
+            );
+        }
+        assert!(!matches(&HeaderValue::from_static("\"other\""), &tag));
+        assert_ne!(strong_tag(b"{}"), strong_tag(b"[]"));
+        assert_eq!(text.len(), 34);
+    }
+}
