@@ -21,6 +21,8 @@ pub mod conditional;
 pub mod config;
 /// Cross-origin access per BFF.
 pub mod cors;
+/// `GET /demo/token`, served only in `--demo`.
+pub mod demo_token;
 /// The one place where failures become the contract's JSON error body.
 pub mod error;
 /// Request extractors shared by the BFFs' handlers (JSON body, idempotency key, caller).

@@ -6,6 +6,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -13,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::cli::{Args, usage};
 use crate::config::{Config, ConfigError, ConfigSources, LogFormat, Profile};
+use crate::demo_token::TokenMint;
 use crate::listener::serve;
 use crate::server::AppState;
 use crate::telemetry::{self, otel};
@@ -42,9 +44,9 @@ pub trait Demo: Send {
     /// Points `config` at the demo's upstreams and trusts the demo's own
     /// fresh signing secret.
     fn configure(&self, config: &mut Config);
-    /// A development token that `config` accepts, and what it is for
-    /// (`user u1, scope <the demo's scopes>, valid 24 h`), for the banner.
-    fn token(&self, config: &Config) -> (String, String);
+    /// Signs development tokens `config` accepts: the banner's, and
+    /// `GET /demo/token`'s.
+    fn token_mint(&self, config: &Config) -> Arc<dyn TokenMint>;
 }
 
 /// A [`Demo`] starting.
@@ -143,6 +145,7 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
         None
     };
     if let Some(demo) = &demo {
+        refuse_own_token_keys(&config)?;
         demo.configure(&mut config);
         config.profile = Profile::Development;
         // The demo is for this machine only.
@@ -156,9 +159,12 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
     let drain_timeout = config.http.drain_timeout;
     let drain_delay = config.http.drain_delay;
     let http = config.http.clone();
-    let demo_token = demo.as_ref().map(|demo| demo.token(&config));
+    let mint = demo.as_ref().map(|demo| demo.token_mint(&config));
     let tls = crate::tls::acceptor(&config.tls).map_err(|e| e.to_string())?;
-    let state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
+    let mut state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
+    if let Some(mint) = &mint {
+        state = state.with_token_mint(mint.clone());
+    }
     let app = (spec.app)(state.clone()).map_err(|e| e.to_string())?;
     for name in state.upstreams().untaken() {
         tracing::warn!(upstream = %name, "upstreams.{name} is configured but no route calls it");
@@ -168,8 +174,8 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
         .map_err(|e| format!("config key `listen`: cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(bff = spec.name, %local, tls = tls.is_some(), "listening");
-    if let Some((token, about)) = &demo_token {
-        print_demo_banner(spec, local, token, about);
+    if let Some(mint) = &mint {
+        print_demo_banner(spec, local, mint.as_ref());
     }
 
     let (signalled_tx, signalled_rx) = oneshot::channel::<()>();
@@ -201,12 +207,39 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
     Ok(())
 }
 
-fn print_demo_banner(spec: BffSpec, local: SocketAddr, token: &str, about: &str) {
+/// `--demo` signs its own tokens: a key source set by the file or the
+/// environment would be overridden, so it is refused instead.
+fn refuse_own_token_keys(config: &Config) -> Result<(), String> {
+    let auth = &config.auth;
+    for (set, key) in [
+        (auth.hs256_secret.is_some(), "hs256_secret"),
+        (auth.public_key_pem.is_some(), "public_key_pem"),
+        (auth.jwks_url.is_some(), "jwks_url"),
+    ] {
+        if set {
+            return Err(format!(
+                "--demo signs its own development tokens, so it does not use auth.{key} \
+                 (BFF_AUTH__{}): unset it, or run without --demo",
+                key.to_uppercase()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn print_demo_banner(spec: BffSpec, local: SocketAddr, mint: &dyn TokenMint) {
+    let (sub, scope) = mint.defaults();
+    let (token, lifetime) = mint.mint(sub, scope);
+    let hours = lifetime / 3600;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "\n{name} is running in demo mode on http://{local} with built-in upstreams.\n\
-         Development token ({about}):\n\n{token}\n\n\
+         Development token (user {sub}, scope {scope}, valid {hours} h):\n\n{token}\n\n\
+         GraphQL:   http://{local}/graphql (GraphiQL when opened in a browser)\n\
+         Orders:    POST http://{local}/orders (scope orders:write, an Idempotency-Key)\n\
+         Tokens:    http://{local}/demo/token?sub=u2&scope= (any demo user, any scope)\n\
+         Readiness: http://{local}/readyz\n\n\
          Try:\n\ncurl -s -H 'Authorization: Bearer {token}' http://{local}{path}\n",
         name = spec.name,
         path = spec.demo_path,

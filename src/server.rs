@@ -48,6 +48,8 @@ struct Inner {
     trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
+    /// Set in `--demo` only: serves `GET /demo/token`.
+    token_mint: Option<Arc<dyn crate::demo_token::TokenMint>>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             trusted_proxies,
             metrics,
             draining: AtomicBool::new(false),
+            token_mint: None,
         })))
     }
 
@@ -122,6 +125,15 @@ impl AppState {
     /// while in-flight requests finish.
     pub fn start_draining(&self) {
         self.0.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Serves `GET /demo/token` with `mint`: for `--demo` only. Call it
+    /// before the state is shared (before the app is built).
+    pub fn with_token_mint(mut self, mint: Arc<dyn crate::demo_token::TokenMint>) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("the state is not shared before the app is built")
+            .token_mint = Some(mint);
+        self
     }
 
     pub fn is_draining(&self) -> bool {
@@ -201,6 +213,7 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(authenticated)
+        .merge(demo_routes(&state))
         // Every route's template, for the access log and metrics.
         .route_layer(from_fn(tag_route))
         .fallback(not_found)
@@ -280,6 +293,17 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         // A compressed reply's `ETag` is weak: it was computed on the identity body.
         .layer(from_fn(crate::conditional::weaken_when_encoded))
         .with_state(state)
+}
+
+/// `GET /demo/token`, when a demo attached its mint; no routes otherwise.
+fn demo_routes(state: &AppState) -> Router<AppState> {
+    match &state.0.token_mint {
+        Some(mint) => Router::new().route(
+            "/demo/token",
+            get(crate::demo_token::issue).with_state(mint.clone()),
+        ),
+        None => Router::new(),
+    }
 }
 
 /// `GET /healthz`: the process is alive.

@@ -1,9 +1,11 @@
 //! The `--demo` hook: the demo services started in-process, the config
 //! pointed at them, and a fresh signing secret for this run only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bff_core::config::{Config, Secret};
+use bff_core::demo_token::TokenMint;
 use bff_core::run::{Demo, DemoFuture};
 
 use crate::DemoUpstreams;
@@ -20,18 +22,42 @@ impl Demo for Running {
     fn configure(&self, config: &mut Config) {
         self.upstreams.point_config_at_self(config);
         config.auth.hs256_secret = Some(Secret::new(self.secret.clone()));
-        config.auth.public_key_pem = None;
-        config.auth.jwks_url = None;
     }
 
-    fn token(&self, config: &Config) -> (String, String) {
-        let mut claims = DevClaims::new("u1", "orders:write", Duration::from_secs(24 * 3600));
-        claims.iss = config.auth.issuer.clone();
-        claims.aud = config.auth.audience.clone();
+    fn token_mint(&self, config: &Config) -> Arc<dyn TokenMint> {
+        Arc::new(DemoMint {
+            secret: self.secret.clone(),
+            issuer: config.auth.issuer.clone(),
+            audience: config.auth.audience.clone(),
+        })
+    }
+}
+
+/// Signs this run's development tokens, with the `iss` and `aud` the
+/// config requires.
+#[derive(Debug)]
+struct DemoMint {
+    secret: String,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// How long a development token is valid.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+impl TokenMint for DemoMint {
+    fn mint(&self, sub: &str, scope: &str) -> (String, u64) {
+        let mut claims = DevClaims::new(sub, scope, TOKEN_LIFETIME);
+        claims.iss = self.issuer.clone();
+        claims.aud = self.audience.clone();
         (
             token::hs256(&self.secret, &claims),
-            "user u1, scope orders:write, valid 24 h".to_owned(),
+            TOKEN_LIFETIME.as_secs(),
         )
+    }
+
+    fn defaults(&self) -> (&str, &str) {
+        ("u1", "orders:write")
     }
 }
 

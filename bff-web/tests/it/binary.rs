@@ -244,6 +244,85 @@ fn start_capturing_logs(extra: &[(&str, &str)]) -> (Running, String, Receiver<St
     (running, addr, logs)
 }
 
+#[test]
+fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
+    let child = Command::new(BIN)
+        .arg("--demo")
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let mut running = Running(child);
+    let lines = read_lines(BufReader::new(running.0.stdout.take().expect("stdout")));
+    let graphql = next_matching(&lines, |l| l.starts_with("GraphQL:"));
+    let tokens = next_matching(&lines, |l| l.starts_with("Tokens:"));
+    assert!(graphql.contains("/graphql"), "{graphql}");
+    let addr = tokens
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("an address in the banner")
+        .to_owned();
+
+    let issued = json_of(&http_get(&addr, "/demo/token?sub=u2&scope=", None));
+    assert_eq!(issued["sub"], "u2");
+    assert_eq!(issued["scope"], "");
+    assert_eq!(issued["tokenType"], "Bearer");
+    let token = issued["accessToken"].as_str().expect("a token");
+    let dashboard = http_get(&addr, "/user-dashboard", Some(token));
+    assert!(dashboard.starts_with("HTTP/1.1 200"), "{dashboard}");
+    assert_eq!(json_of(&dashboard)["profile"]["id"], "u2");
+    let order = r#"{"items": [{"sku": "sku-mug", "quantity": 1}]}"#;
+    let refused = http_post_json(&addr, "/orders", token, "demo-token-1", order);
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert_eq!(json_of(&refused)["error"]["code"], "forbidden");
+
+    let default = json_of(&http_get(&addr, "/demo/token", None));
+    assert_eq!(
+        (&default["sub"], &default["scope"]),
+        (&"u1".into(), &"orders:write".into())
+    );
+    let writer = default["accessToken"].as_str().expect("a token");
+    let placed = http_post_json(&addr, "/orders", writer, "demo-token-2", order);
+    assert!(placed.starts_with("HTTP/1.1 201"), "{placed}");
+
+    for bad in [
+        "/demo/token?sub=..",
+        "/demo/token?sub=a%2Fb%0A",
+        "/demo/token?scope=a%22b",
+        "/demo/token?user=u2",
+    ] {
+        let reply = http_get(&addr, bad, None);
+        assert!(reply.starts_with("HTTP/1.1 400"), "{bad}: {reply}");
+        assert_eq!(json_of(&reply)["error"]["code"], "bad_request", "{bad}");
+    }
+    terminate(&running.0);
+    assert!(running.0.wait().expect("exits").success());
+
+    let (running, addr) = start_configured_by_env(&[]);
+    let reply = http_get(&addr, "/demo/token?sub=u2", None);
+    assert!(
+        reply.starts_with("HTTP/1.1 404"),
+        "outside the demo: {reply}"
+    );
+    stop(running);
+}
+
+#[test]
+fn the_demo_refuses_a_token_key_it_would_override() {
+    let output = Command::new(BIN)
+        .arg("--demo")
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_AUTH__HS256_SECRET", SECRET)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BFF_AUTH__HS256_SECRET"), "{stderr}");
+}
+
 /// SIGTERM, then a clean exit.
 fn stop(mut running: Running) {
     terminate(&running.0);
@@ -405,6 +484,30 @@ fn sigterm_fails_readiness_first_then_refuses_new_connections() {
 }
 
 /// A GET with extra headers over HTTP/1.1; returns the whole reply.
+fn http_post_json(addr: &str, path: &str, token: &str, key: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read");
+    reply
+}
+
+/// The JSON body of a raw HTTP reply.
+fn json_of(reply: &str) -> serde_json::Value {
+    let body = reply.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
 fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
