@@ -35,6 +35,8 @@ const LAST: [&str; 12] = [
 ];
 const TIERS: [&str; 3] = ["free", "plus", "pro"];
 const STATUSES: [&str; 5] = ["pending", "paid", "shipped", "delivered", "cancelled"];
+/// The seeded catalog: SKU, name, unit price in cents. Seeded orders and
+/// placed ones both take their lines from it.
 const PRODUCTS: [(&str, &str, i64); 6] = [
     ("sku-kbd", "Mechanical keyboard", 8900),
     ("sku-mouse", "Wireless mouse", 2900),
@@ -43,6 +45,14 @@ const PRODUCTS: [(&str, &str, i64); 6] = [
     ("sku-mug", "Coffee mug", 1200),
     ("sku-book", "The Art of Computer Programming", 19900),
 ];
+/// A catalog product's name and unit price, by SKU.
+pub fn product(sku: &str) -> Option<(&'static str, i64)> {
+    PRODUCTS
+        .iter()
+        .find(|(known, _, _)| *known == sku)
+        .map(|(_, name, price)| (*name, *price))
+}
+
 const KINDS: [&str; 3] = ["order_update", "message", "promo"];
 
 /// 2026-11-01T12:00:00Z: seeded records are dated back from here.

@@ -202,6 +202,22 @@ async fn place_order(
             "items must be non-empty with quantity >= 1",
         );
     }
+    let mut items = Vec::with_capacity(request.items.len());
+    for line in &request.items {
+        let Some((name, unit_price_cents)) = crate::data::product(&line.sku) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("no product with sku {}", line.sku),
+            );
+        };
+        items.push(OrderItem {
+            sku: line.sku.clone(),
+            name: name.to_owned(),
+            quantity: line.quantity,
+            unit_price_cents,
+        });
+    }
     // Same key and same body is a replay; same key and another body a conflict.
     let fingerprint = serde_json::to_string(&request).unwrap_or_default();
     let mut book = store.orders.lock().unwrap_or_else(PoisonError::into_inner);
@@ -222,16 +238,6 @@ async fn place_order(
         book.placed.clear();
     }
     book.next_id += 1;
-    let items: Vec<OrderItem> = request
-        .items
-        .iter()
-        .map(|line| OrderItem {
-            sku: line.sku.clone(),
-            name: format!("Item {}", line.sku),
-            quantity: line.quantity,
-            unit_price_cents: 1000,
-        })
-        .collect();
     let order = Order {
         id: format!("o{}", book.next_id),
         user_id: request.user_id.clone(),

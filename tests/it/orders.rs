@@ -210,3 +210,36 @@ async fn idempotency_keys_are_scoped_per_caller() {
     assert_eq!(status, StatusCode::OK, "{replay}");
     assert_eq!(replay["id"], first["id"]);
 }
+
+#[tokio::test]
+async fn a_placed_order_takes_names_and_prices_from_the_catalog() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "orders:write");
+    let body =
+        json!({"items": [{"sku": "sku-mug", "quantity": 2}, {"sku": "sku-lamp", "quantity": 1}]});
+    let (status, _, order) =
+        json_body(app.place_order(&token, Some("catalog-1"), &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    // Coffee mug 12.00 twice, desk lamp 34.00: as the seeded catalog says.
+    assert_eq!(order["totalCents"], 2 * 1200 + 3400, "{order}");
+    assert_eq!(order["itemCount"], 3, "{order}");
+}
+
+#[tokio::test]
+async fn an_unknown_sku_is_the_order_services_400_passed_on_as_bad_request() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "orders:write");
+    let body = json!({"items": [{"sku": "sku-unicorn", "quantity": 1}]});
+    let (status, _, reply) =
+        json_body(app.place_order(&token, Some("catalog-2"), &body).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error_body(&reply, "bad_request");
+    assert_eq!(app.calls(Service::Orders), 1, "the service decided, once");
+    assert!(
+        app.upstreams
+            .store()
+            .orders_of("u1")
+            .iter()
+            .all(|o| o.items.iter().all(|i| i.sku != "sku-unicorn"))
+    );
+}
