@@ -75,13 +75,13 @@ pub async fn weaken_when_encoded(request: Request, next: Next) -> Response {
 /// `"<32 hex digits>"`: the first 128 bits of the body's SHA-256.
 fn strong_tag(body: &[u8]) -> HeaderValue {
     let digest = Sha256::digest(body);
-    let mut tag = String::with_capacity(34);
-    tag.push('"');
-    for byte in &digest[..16] {
-        tag.push_str(&format!("{byte:02x}"));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut tag = [b'"'; 34];
+    for (i, byte) in digest[..16].iter().enumerate() {
+        tag[1 + 2 * i] = HEX[usize::from(byte >> 4)];
+        tag[2 + 2 * i] = HEX[usize::from(byte & 0x0f)];
     }
-    tag.push('"');
-    HeaderValue::from_str(&tag).expect("quoted hex is a valid header value")
+    HeaderValue::from_bytes(&tag).expect("quoted hex is a valid header value")
 }
 
 /// Whether an `If-None-Match` header names `tag`, by the weak comparison.
@@ -89,12 +89,17 @@ fn matches(header: &HeaderValue, tag: &HeaderValue) -> bool {
     let Ok(header) = header.to_str() else {
         return false;
     };
-    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let wanted = opaque(tag.to_str().unwrap_or_default());
     header.trim() == "*"
         || header
             .split(',')
             .any(|candidate| opaque(candidate) == wanted)
+}
+
+/// An entity tag without its weakness mark: `W/"x"` and `"x"` are one.
+fn opaque(tag: &str) -> &str {
+    let tag = tag.trim();
+    tag.strip_prefix("W/").unwrap_or(tag)
 }
 
 #[cfg(test)]
