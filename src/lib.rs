@@ -23,6 +23,8 @@ pub mod config;
 pub mod cors;
 /// `GET /demo/token`, served only in `--demo`.
 pub mod demo_token;
+/// Reply compression preference: `br` or `gzip` over `zstd` on a tie.
+pub mod encoding;
 /// The one place where failures become the contract's JSON error body.
 pub mod error;
 /// Request extractors shared by the BFFs' handlers (JSON body, idempotency key, caller).

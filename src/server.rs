@@ -292,6 +292,10 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         )
         // A compressed reply's `ETag` is weak: it was computed on the identity body.
         .layer(from_fn(crate::conditional::weaken_when_encoded))
+        // On an `Accept-Encoding` tie, `br` or `gzip` rather than `zstd`.
+        .layer(tower::util::MapRequestLayer::new(
+            crate::encoding::prefer_br_or_gzip_on_ties,
+        ))
         .with_state(state)
 }
 

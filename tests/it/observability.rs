@@ -473,6 +473,35 @@ async fn large_replies_are_compressed_as_the_client_accepts_small_ones_are_not()
 }
 
 #[tokio::test]
+async fn on_an_equal_weight_br_or_gzip_wins_over_zstd() {
+    // Some Node fetch clients offer zstd beside br and gzip but cannot
+    // decode it: a tie goes to br (or gzip); only a strictly higher zstd wins.
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "");
+    let query = json!({"query": "{ me { orders(first: 50) { nodes { id status totalCents currency createdAt items { sku name quantity unitPriceCents } seller { id name } } } } }"});
+    for (accepted, chosen) in [
+        ("gzip, deflate, br, zstd", "br"),
+        ("zstd, gzip", "gzip"),
+        ("zstd;q=0.9, gzip;q=0.9, br;q=0.5", "gzip"),
+        ("zstd, gzip;q=0.5", "zstd"),
+        ("zstd", "zstd"),
+    ] {
+        let reply = app
+            .http
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("accept-encoding", accepted)
+            .body(query.to_string())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(reply.status(), StatusCode::OK, "{accepted}");
+        assert_eq!(reply.headers()["content-encoding"], chosen, "{accepted}");
+    }
+}
+
+#[tokio::test]
 async fn a_fourth_upstream_is_added_by_configuration_only() {
     // Nothing calls it yet: configured, built, watched and reported.
     let app = TestApp::builder(Bff::Web)
