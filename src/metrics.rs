@@ -51,6 +51,16 @@ pub enum Limiter {
     ClientIp,
 }
 
+impl Limiter {
+    /// The `limiter` label value.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::ClientIp => "client_ip",
+        }
+    }
+}
+
 impl Metrics {
     /// Registers every metric, labelled `bff="<name>"`.
     pub fn new(bff: &str) -> Self {
@@ -123,7 +133,35 @@ impl Metrics {
             operation_names: Mutex::default(),
         };
         metrics.register_all();
+        metrics.prime();
         metrics
+    }
+
+    /// Creates the zero-valued series every BFF has, so that each family
+    /// the README lists is on the first scrape (a dashboard's `rate()`
+    /// and an alert on `absent()` work before the first event).
+    fn prime(&self) {
+        self.requests.with_label_values(&["/metrics", "GET", "2xx"]);
+        self.request_duration
+            .with_label_values(&["/metrics", "GET"]);
+        for limiter in [Limiter::Subject, Limiter::ClientIp] {
+            self.rate_limited.with_label_values(&[limiter.label()]);
+        }
+        for outcome in ["ok", "error"] {
+            self.graphql_operations
+                .with_label_values(&["anonymous", outcome]);
+        }
+        for code in crate::error::ErrorCode::ALL {
+            self.graphql_errors.with_label_values(&[code.as_str()]);
+        }
+        self.graphql_errors
+            .with_label_values(&[crate::graphql::errors::PERSISTED_QUERY_NOT_FOUND_LABEL]);
+    }
+
+    /// Creates `upstream`'s zero-valued call series (outcome `ok`), so a
+    /// configured upstream that has not been called yet is on a scrape.
+    pub fn prime_upstream(&self, upstream: &str) {
+        self.upstream_calls.with_label_values(&[upstream, "ok"]);
     }
 
     fn register_all(&self) {
@@ -175,11 +213,9 @@ impl Metrics {
     }
 
     pub fn rate_limited(&self, limiter: Limiter) {
-        let label = match limiter {
-            Limiter::Subject => "subject",
-            Limiter::ClientIp => "client_ip",
-        };
-        self.rate_limited.with_label_values(&[label]).inc();
+        self.rate_limited
+            .with_label_values(&[limiter.label()])
+            .inc();
     }
 
     /// One executed GraphQL operation and the codes of its errors.
@@ -301,6 +337,8 @@ mod tests {
         let series = text
             .lines()
             .filter(|l| l.starts_with("bff_graphql_operations_total{"))
+            // The primed `anonymous` series are there from the start.
+            .filter(|l| !l.contains("operation=\"anonymous\""))
             .count();
         assert_eq!(series, MAX_OPERATION_NAMES + 1, "{text}");
         assert!(text.contains("operation=\"other\""));
@@ -318,6 +356,8 @@ mod tests {
         let labels: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("bff_graphql_operations_total{"))
+            // The primed `anonymous` series are there from the start.
+            .filter(|l| !l.contains("operation=\"anonymous\""))
             .collect();
         assert_eq!(labels.len(), 2, "{text}");
         assert!(text.contains("operation=\"Good_1\""), "{text}");

@@ -58,6 +58,9 @@ impl AppState {
     pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
         let metrics = Arc::new(Metrics::new(name));
         let upstreams = Upstreams::from_config(&config.upstreams, &metrics)?;
+        for (upstream, _) in upstreams.health() {
+            metrics.prime_upstream(upstream.as_str());
+        }
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys)?;
         let rate_limiter = Arc::new(RateLimiter::per_subject(&config.rate_limit));

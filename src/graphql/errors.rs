@@ -22,6 +22,36 @@ pub fn request_error(code: ErrorCode, message: impl Into<String>) -> ServerError
     error
 }
 
+/// `extensions.code` of a persisted-query miss: the one code that is not
+/// lower_snake_case, because Apollo's clients match this exact text (with
+/// the message `PersistedQueryNotFound`) to re-send the query.
+pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+
+/// The metric label of [`PERSISTED_QUERY_NOT_FOUND`], in the labels' case.
+pub const PERSISTED_QUERY_NOT_FOUND_LABEL: &str = "persisted_query_not_found";
+
+/// The request error a client's APQ link retries on: Apollo Server's
+/// message and code.
+pub fn persisted_query_not_found() -> ServerError {
+    let mut error = ServerError::new("PersistedQueryNotFound", None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", PERSISTED_QUERY_NOT_FOUND);
+    error
+}
+
+/// The bounded metric label of an error's `extensions.code`: ours, the
+/// persisted-query miss, or `internal` for anything else.
+pub fn metric_label(code: &str) -> &'static str {
+    match code {
+        PERSISTED_QUERY_NOT_FOUND => PERSISTED_QUERY_NOT_FOUND_LABEL,
+        code => ErrorCode::from_code(code)
+            .unwrap_or(ErrorCode::Internal)
+            .as_str(),
+    }
+}
+
 /// `.gql()` on any result whose error is (or converts into) an [`ApiError`].
 pub trait GraphQlResultExt<T> {
     fn gql(self) -> async_graphql::Result<T>;

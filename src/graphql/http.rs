@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::documents::{DocumentError, DocumentRequest, Documents};
-use super::errors::{ensure_codes, request_error};
+use super::errors::{ensure_codes, metric_label, persisted_query_not_found, request_error};
 use super::limits;
 use super::nulls::Nullability;
 use super::schema::BffSchema;
@@ -194,6 +194,9 @@ where
                     "the request needs a `query` or a persisted document id".into(),
                 )
                 .into_response();
+            }
+            Err(DocumentError::PersistedQueryNotFound) => {
+                return request_failure(media, persisted_query_not_found());
             }
             Err(error) => {
                 let code = match error {
@@ -491,11 +494,10 @@ fn write(
                     .extensions
                     .as_ref()
                     .and_then(|e| match e.get("code") {
-                        Some(async_graphql::Value::String(code)) => ErrorCode::from_code(code),
+                        Some(async_graphql::Value::String(code)) => Some(code.as_str()),
                         _ => None,
                     })
-                    .unwrap_or(ErrorCode::Internal)
-                    .as_str()
+                    .map_or(ErrorCode::Internal.as_str(), metric_label)
             })
             .collect(),
     );

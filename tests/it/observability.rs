@@ -201,6 +201,106 @@ async fn metrics_count_a_scripted_mix_of_traffic_exactly() {
     }
 }
 
+/// The metric families the README's **Metrics** paragraph names.
+fn families_in_readme() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("**Metrics**")
+        .expect("README has a Metrics paragraph");
+    let paragraph = &readme[start..];
+    let paragraph = &paragraph[..paragraph.find("\n\n").unwrap_or(paragraph.len())];
+    paragraph
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|code| code.split('{').next().unwrap_or(code))
+        .filter(|name| name.starts_with("http_") || name.starts_with("bff_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_family_the_readme_lists_is_on_the_first_scrape() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let families = families_in_readme();
+    assert!(families.len() >= 8, "{families:?}");
+    let m = scrape(&app).await;
+    let present = |name: &str| m.samples.iter().any(|s| s.metric == name);
+    let missing: Vec<&String> = families.iter().filter(|f| !present(f)).collect();
+    assert!(missing.is_empty(), "not on the first scrape: {missing:?}");
+    assert!(m.samples.iter().any(|s| s.metric.starts_with("process_")));
+    // At zero, with the label values a dashboard or an alert selects on.
+    let has = |name: &str, labels: &[(&str, &str)]| {
+        m.samples
+            .iter()
+            .any(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+    };
+    for limiter in ["subject", "client_ip"] {
+        assert!(has(
+            "bff_rate_limit_rejections_total",
+            &[("limiter", limiter)]
+        ));
+    }
+    for code in ["bad_request", "internal", "persisted_query_not_found"] {
+        assert!(has("bff_graphql_errors_total", &[("code", code)]), "{code}");
+    }
+    for service in ["users", "orders", "notifications"] {
+        assert!(
+            has(
+                "bff_upstream_call_duration_seconds",
+                &[("service", service), ("outcome", "ok")]
+            ),
+            "{service}"
+        );
+    }
+    assert_eq!(app.total_calls(), 0, "priming calls no upstream");
+}
+
+#[tokio::test]
+async fn a_persisted_query_miss_is_apollos_code_and_a_bounded_label() {
+    let app = TestApp::spawn(Bff::Web).await;
+    let token = app.token("u1", "");
+    let hash = bff_core::graphql::document_hash("{ me { id } }");
+    for accept in ["application/json", "application/graphql-response+json"] {
+        let reply = app
+            .http
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .body(
+                json!({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .expect("request");
+        let body: serde_json::Value =
+            serde_json::from_slice(&reply.bytes().await.expect("body")).expect("JSON body");
+        assert_eq!(
+            body["errors"][0]["message"], "PersistedQueryNotFound",
+            "{accept}"
+        );
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+            "{accept}"
+        );
+    }
+    let m = scrape(&app).await;
+    assert_eq!(
+        value(
+            &m,
+            "bff_graphql_errors_total",
+            &[("code", "persisted_query_not_found")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(&m, "bff_graphql_errors_total", &[("code", "internal")]),
+        0.0
+    );
+}
+
 #[tokio::test]
 async fn label_sets_stay_fixed_under_distinct_paths_and_users() {
     let app = TestApp::builder(Bff::Web)
