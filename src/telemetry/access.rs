@@ -108,7 +108,7 @@ pub async fn observe(
             method,
             route,
             status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_ms = duration_ms(elapsed),
             request_id,
             subject,
             degraded,
@@ -127,4 +127,10 @@ pub async fn observe(
         });
     }
     response
+}
+
+/// Milliseconds rounded to 10 µs: `duration_ms=0.31`, not
+/// `0.30999999999999994`. The metrics' histogram keeps full precision.
+fn duration_ms(elapsed: std::time::Duration) -> f64 {
+    (elapsed.as_secs_f64() * 100_000.0).round() / 100.0
 }

@@ -245,6 +245,40 @@ fn start_capturing_logs(extra: &[(&str, &str)]) -> (Running, String, Receiver<St
 }
 
 #[test]
+fn text_logs_print_durations_rounded() {
+    let mut command = Command::new(BIN);
+    command
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
+        .env("BFF_TELEMETRY__LOG_FORMAT", "text")
+        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
+        .env("BFF_AUTH__HS256_SECRET", SECRET);
+    let child = command.stderr(Stdio::piped()).spawn().expect("starts");
+    let mut running = Running(child);
+    let logs = read_lines(BufReader::new(running.0.stderr.take().expect("stderr")));
+    let listening = next_matching(&logs, |l| l.contains("listening"));
+    let addr = listening
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("local="))
+        .expect("local= in the listening line")
+        .to_owned();
+    for path in ["/healthz", "/user-dashboard"] {
+        http_get(&addr, path, None);
+        let access = next_matching(&logs, |l| l.contains("bff::access"));
+        let duration = access
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("duration_ms="))
+            .unwrap_or_else(|| panic!("duration_ms in {access}"));
+        assert!(duration.parse::<f64>().is_ok(), "{access}");
+        let decimals = duration.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 2, "not rounded: {access}");
+    }
+    stop(running);
+}
+
+#[test]
 fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
     let child = Command::new(BIN)
         .arg("--demo")
