@@ -169,7 +169,9 @@ async fn run(options: Options) -> Result<bool, String> {
         }
         targets.push(Target::start(kind, &launch).map_err(|e| format!("{}: {e}", kind.name()))?);
     }
-    print_machine(&options);
+    if !options.smoke {
+        print_machine(&options);
+    }
 
     // Warm-up: connections, JIT, upstream reply maps.
     for target in &targets {
@@ -206,7 +208,9 @@ async fn run(options: Options) -> Result<bool, String> {
 
     let mut results = Results::new();
     for round in 1..=options.rounds {
-        eprintln!("round {round}/{}: saturation", options.rounds);
+        if !options.smoke {
+            eprintln!("round {round}/{}: saturation", options.rounds);
+        }
         for target in &targets {
             let m = measure(&options, &upstreams, target, Workload::Dashboard, None).await;
             results
@@ -241,7 +245,9 @@ async fn run(options: Options) -> Result<bool, String> {
     upstreams.set_delays([5, 10, 20].map(Duration::from_millis));
     let mut baseline = Vec::new();
     for round in 1..=options.rounds {
-        eprintln!("round {round}/{}: fixed rate {rate:.0}/s", options.rounds);
+        if !options.smoke {
+            eprintln!("round {round}/{}: fixed rate {rate:.0}/s", options.rounds);
+        }
         let direct = LoadSpec {
             target: upstreams.addr(2),
             workload: Workload::FanOut {
@@ -278,9 +284,69 @@ async fn run(options: Options) -> Result<bool, String> {
     upstreams.set_delays([Duration::ZERO; 3]);
 
     let calls = graphql_calls(&targets, &upstreams).await;
+    if options.smoke {
+        return Ok(smoke_summary(&results, &baseline, &calls));
+    }
     Ok(report(
         &options, &results, &baseline, &peak_rss, &calls, rate,
     ))
+}
+
+/// The smoke run's whole output: one line saying every target served
+/// valid replies in every scenario, or a `VOID:` line per problem. Its
+/// figures would mean nothing (a debug build, seconds of load), so none
+/// is printed.
+fn smoke_summary(
+    results: &Results,
+    baseline: &[LoadResult],
+    calls: &[(&str, Vec<(usize, u64)>)],
+) -> bool {
+    let mut problems = Vec::new();
+    for ((scenario, target), measures) in results {
+        for m in measures.iter().filter(|m| m.load.is_void()) {
+            problems.push(format!(
+                "{} / {target}: {} errors, {} wrong replies, first: {}",
+                scenario.label(),
+                m.load.errors,
+                m.load.invalid,
+                m.load.first_problem.clone().unwrap_or_default()
+            ));
+        }
+    }
+    for b in baseline.iter().filter(|b| b.is_void()) {
+        problems.push(format!(
+            "baseline: {}",
+            b.first_problem.clone().unwrap_or_default()
+        ));
+    }
+    for (target, counts) in calls {
+        for (orders, calls) in counts {
+            if *calls == u64::MAX {
+                problems.push(format!(
+                    "{target}: GraphQL with {orders} orders: wrong reply"
+                ));
+            }
+        }
+    }
+    for problem in &problems {
+        println!("VOID: {problem}");
+    }
+    if problems.is_empty() {
+        let targets: std::collections::BTreeSet<&str> =
+            results.keys().map(|(_, target)| *target).collect();
+        let replies: u64 = results.values().flatten().map(|m| m.load.ok).sum();
+        println!(
+            "bench smoke: ran; {} served {replies} validated replies in {} scenarios \
+             (a check that the benchmark works, not a measurement: `bash bench/run` measures)",
+            targets.into_iter().collect::<Vec<_>>().join(", "),
+            results
+                .keys()
+                .map(|(scenario, _)| *scenario)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        );
+    }
+    problems.is_empty()
 }
 
 fn graphql() -> Workload {
@@ -435,9 +501,6 @@ fn print_machine(options: &Options) {
         options.saturation_connections,
         options.rate_connections,
     );
-    if options.smoke {
-        println!("SMOKE MODE: a few seconds of small load; figures are not benchmarks");
-    }
 }
 
 fn report(

@@ -4,9 +4,7 @@
 //! the shape of each reply. Auth, rate limiting, upstream calls, fan-out
 //! and errors come from `bff-core`.
 
-/// `GET /user-dashboard` shaped for the mobile app.
 pub mod dashboard;
-/// The mobile app's GraphQL schema and trusted operations.
 pub mod graphql;
 
 use axum::routing::{get, post};

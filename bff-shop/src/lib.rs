@@ -5,15 +5,10 @@
 //! both BFFs shape, placing an order, and the GraphQL types and resolvers
 //! both schemas share (generic over each BFF's own `User`).
 
-/// Typed clients for the user, order and notification services, taken from the registry by name.
 pub mod clients;
-/// The dashboard fan-out: profile, recent orders and notifications at once.
 pub mod dashboard;
-/// GraphQL types, resolvers and the per-request user loader both BFFs share.
 pub mod graphql;
-/// Placing an order: validation, the caller-scoped idempotency key, one send.
 pub mod orders;
-/// `POST /orders`, mounted unchanged by every BFF.
 pub mod rest;
 
 pub use clients::ShopClients;

@@ -4,9 +4,7 @@
 //! the shape of each reply. Auth, rate limiting, upstream calls, fan-out
 //! and errors come from `bff-core`.
 
-/// `GET /user-dashboard` shaped for the web app.
 pub mod dashboard;
-/// The web app's GraphQL schema.
 pub mod graphql;
 
 use axum::routing::{get, post};

@@ -3,7 +3,7 @@
 //!
 //! A connection over `http.max_connections`, or over
 //! `http.max_connections_per_ip` from one client address, is closed on
-//! accept. Each connection keeps its own clock ([`activity`]): a client gets
+//! accept. Each connection keeps its own clock (`activity`): a client gets
 //! `http.header_read_timeout` from accept to send its first request
 //! (TLS handshake included) and from the first byte of each later one to
 //! finish its headers (slowloris), and an idle keep-alive connection is

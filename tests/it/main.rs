@@ -4,6 +4,7 @@
 
 mod support;
 
+mod apollo_client;
 mod attacks;
 mod auth;
 mod conditional;
