@@ -12,6 +12,8 @@ pub struct Args {
     pub demo: bool,
     /// `--print-schema`: print the GraphQL SDL and exit.
     pub print_schema: bool,
+    /// `--check`: check the configuration as start-up would, then exit.
+    pub check: bool,
     /// `--help`.
     pub help: bool,
 }
@@ -19,7 +21,7 @@ pub struct Args {
 /// The usage text, for `--help` and for flag errors.
 pub fn usage(name: &str) -> String {
     format!(
-        "usage: {name} [--config PATH] [--demo] [--print-schema]\n\n\
+        "usage: {name} [--config PATH] [--demo] [--check] [--print-schema]\n\n\
          --config PATH  TOML file over the built-in defaults; BFF_* environment\n\
          \x20              variables override both (BFF_UPSTREAMS__CATALOG__URL = upstreams.catalog.url)\n\
          --demo         start built-in upstreams with seeded data and print a token\n\
@@ -41,6 +43,7 @@ impl Args {
             match arg.as_str() {
                 "--demo" => parsed.demo = true,
                 "--print-schema" => parsed.print_schema = true,
+                "--check" => parsed.check = true,
                 "--help" | "-h" => parsed.help = true,
                 "--config" => {
                     let path = args.next().ok_or("--config needs a path")?;
@@ -81,5 +84,6 @@ mod tests {
         assert!(parse(&["--config"]).is_err());
         assert!(parse(&["--verbose"]).is_err());
         assert_eq!(parse(&["--print-schema"]).map(|a| a.print_schema), Ok(true));
+        assert_eq!(parse(&["--check"]).map(|a| a.check), Ok(true));
     }
 }

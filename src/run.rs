@@ -119,6 +119,19 @@ pub fn main(spec: BffSpec) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.check {
+        let checked = runtime.block_on(async { assemble(spec, config, None).map(drop) });
+        return match checked {
+            Ok(()) => {
+                println!("{}: configuration OK", spec.name);
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("{}: {message}", spec.name);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(run(spec, args, config));
     // Background tasks (the limiter's pruner, demo upstreams) stop here,
     // before the exporter flushes.
@@ -144,28 +157,15 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
     } else {
         None
     };
-    if let Some(demo) = &demo {
-        refuse_own_token_keys(&config)?;
-        demo.configure(&mut config);
-        config.profile = Profile::Development;
-        // The demo is for this machine only.
-        if config.listen.ip().is_unspecified() {
-            config.listen.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        }
-    }
-    config.validate().map_err(|e| e.to_string())?;
-
+    let mint = match &demo {
+        Some(demo) => Some(apply_demo(&mut config, demo.as_ref())?),
+        None => None,
+    };
     let listen = config.listen;
     let drain_timeout = config.http.drain_timeout;
     let drain_delay = config.http.drain_delay;
     let http = config.http.clone();
-    let mint = demo.as_ref().map(|demo| demo.token_mint(&config));
-    let tls = crate::tls::acceptor(&config.tls).map_err(|e| e.to_string())?;
-    let mut state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
-    if let Some(mint) = &mint {
-        state = state.with_token_mint(mint.clone());
-    }
-    let app = (spec.app)(state.clone()).map_err(|e| e.to_string())?;
+    let Assembled { state, app, tls } = assemble(spec, config, mint.clone())?;
     for name in state.upstreams().untaken() {
         tracing::warn!(upstream = %name, "upstreams.{name} is configured but no route calls it");
     }
@@ -207,6 +207,63 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
     Ok(())
 }
 
+/// What `--demo` does to the loaded config: refuses token keys it would
+/// override, points the upstreams at the demo's, trusts its signing key,
+/// switches to the development profile, and moves a default listen
+/// address that would be reachable from other hosts to loopback (one the
+/// file or environment chose, such as `0.0.0.0` in a container, is kept).
+/// Returns the demo's token signer.
+pub fn apply_demo(config: &mut Config, demo: &dyn Demo) -> Result<Arc<dyn TokenMint>, String> {
+    refuse_own_token_keys(config)?;
+    demo.configure(config);
+    config.profile = Profile::Development;
+    if config.listen.ip().is_unspecified() && !config.listen_is_chosen {
+        config.listen.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    Ok(demo.token_mint(config))
+}
+
+/// A BFF built from its config, ready to serve.
+pub struct Assembled {
+    /// The shared state: clients, keys, limiters, metrics.
+    pub state: AppState,
+    /// Every route with the layer stack.
+    pub app: Router,
+    /// The TLS acceptor when `tls` is configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Assembled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembled")
+            .field("state", &self.state)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything start-up checks before it listens, in the same order: the
+/// config's rules across keys, the TLS files, keys and clients, then the
+/// routes (an upstream a route calls must be configured). `--check` and
+/// the deploy tests run exactly this, so a config they accept is one the
+/// binary starts with. Must run inside a Tokio runtime.
+pub fn assemble(
+    spec: BffSpec,
+    config: Config,
+    mint: Option<Arc<dyn TokenMint>>,
+) -> Result<Assembled, String> {
+    config.validate().map_err(|e| e.to_string())?;
+    let tls = crate::tls::acceptor(&config.tls).map_err(|e| e.to_string())?;
+    // `GET /demo/token` hands out tokens to whoever asks: only on loopback.
+    let serve_tokens = config.listen.ip().is_loopback();
+    let mut state = AppState::new(spec.name, config).map_err(|e| e.to_string())?;
+    if let Some(mint) = mint.filter(|_| serve_tokens) {
+        state = state.with_token_mint(mint);
+    }
+    let app = (spec.app)(state.clone()).map_err(|e| e.to_string())?;
+    Ok(Assembled { state, app, tls })
+}
+
 /// `--demo` signs its own tokens: a key source set by the file or the
 /// environment would be overridden, so it is refused instead.
 fn refuse_own_token_keys(config: &Config) -> Result<(), String> {
@@ -231,6 +288,14 @@ fn print_demo_banner(spec: BffSpec, local: SocketAddr, mint: &dyn TokenMint) {
     let (sub, scope) = mint.defaults();
     let (token, lifetime) = mint.mint(sub, scope);
     let hours = lifetime / 3600;
+    let tokens = if local.ip().is_loopback() {
+        format!("http://{local}/demo/token?sub=u2&scope= (any demo user, any scope)")
+    } else {
+        format!(
+            "off: the demo listens on {}, beyond this machine, so it hands out no tokens",
+            local.ip()
+        )
+    };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -238,7 +303,7 @@ fn print_demo_banner(spec: BffSpec, local: SocketAddr, mint: &dyn TokenMint) {
          Development token (user {sub}, scope {scope}, valid {hours} h):\n\n{token}\n\n\
          GraphQL:   http://{local}/graphql (GraphiQL when opened in a browser)\n\
          Orders:    POST http://{local}/orders (scope orders:write, an Idempotency-Key)\n\
-         Tokens:    http://{local}/demo/token?sub=u2&scope= (any demo user, any scope)\n\
+         Tokens:    {tokens}\n\
          Readiness: http://{local}/readyz\n\n\
          Try:\n\ncurl -s -H 'Authorization: Bearer {token}' http://{local}{path}\n",
         name = spec.name,

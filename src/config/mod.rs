@@ -46,6 +46,11 @@ pub const ENV_PREFIX: &str = "BFF_";
 pub struct Config {
     /// Address and port the BFF listens on.
     pub listen: SocketAddr,
+    /// Whether `listen` came from the file or the environment rather than
+    /// the built-in defaults: `--demo` keeps an address chosen this way
+    /// (`0.0.0.0` in a container) and moves a default one to loopback.
+    #[serde(skip)]
+    pub listen_is_chosen: bool,
     /// The upstream services and how every call to them is bounded.
     pub upstreams: UpstreamsConfig,
     /// How bearer tokens are verified.
@@ -74,6 +79,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            listen_is_chosen: false,
             upstreams: UpstreamsConfig::default(),
             auth: AuthConfig::default(),
             api_keys: ApiKeysConfig::default(),
@@ -113,7 +119,7 @@ impl Config {
     /// themselves (the demo's upstream URLs) before validating.
     pub fn load_unvalidated(sources: &ConfigSources<'_>) -> Result<Self, ConfigError> {
         let mut figment = Figment::new().merge(Named {
-            name: "the built-in defaults",
+            name: DEFAULTS_LAYER,
             toml: sources.defaults_toml,
         });
         if let Some(path) = sources.file {
@@ -134,7 +140,11 @@ impl Config {
                 toml: overrides,
             });
         }
-        figment.extract().map_err(describe_figment_error)
+        let mut config: Self = figment.extract().map_err(describe_figment_error)?;
+        config.listen_is_chosen = figment
+            .find_metadata("listen")
+            .is_some_and(|layer| layer.name != DEFAULTS_LAYER);
+        Ok(config)
     }
 
     /// Checks the rules that span several keys (what the types alone
@@ -185,6 +195,9 @@ impl Config {
 }
 
 /// A TOML string layer with a name that error messages can show.
+/// The name of the lowest layer, a BFF's embedded `bff-*.toml`.
+const DEFAULTS_LAYER: &str = "the built-in defaults";
+
 struct Named<'a> {
     name: &'static str,
     toml: &'a str,

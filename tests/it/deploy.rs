@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use crate::support::{Bff, TestApp};
+use crate::support::{Bff, TestApp, keys};
 use bff_core::config::{Config, ConfigSources};
+use bff_core::run::{BffSpec, assemble};
 use reqwest::StatusCode;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -33,6 +34,68 @@ fn str_of<'a>(yaml: &'a Yaml, what: &str) -> &'a str {
 
 fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).expect("seconds")
+}
+
+/// The container's environment as the kubelet sets it: literal values,
+/// and values taken from the Secret.
+fn pod_env(container: &Yaml, secret: &Yaml) -> Vec<(String, String)> {
+    container["env"]
+        .as_vec()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let name = str_of(&e["name"], "env name").to_owned();
+            let value = match e["value"].as_str() {
+                Some(value) => value.to_owned(),
+                None => {
+                    let from = &e["valueFrom"]["secretKeyRef"];
+                    assert_eq!(from["name"], secret["metadata"]["name"], "{name}");
+                    let key = str_of(&from["key"], "secret key");
+                    str_of(&secret["stringData"][key], "secret value").to_owned()
+                }
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// The config a BFF starts with from `file` and `env`: its defaults, the
+/// file, then the environment, by the binary's rule for `BFF_*` names
+/// (`BFF_AUTH__PUBLIC_KEY_PEM` is `auth.public_key_pem`). The variables
+/// become the last TOML layer, since the test must not set its own
+/// process environment; every value here is a string either way.
+fn start_config(spec: BffSpec, file: &str, env: &[(String, String)]) -> Result<Config, String> {
+    let dir = std::env::temp_dir().join(format!("bff-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{}-{:x}.toml", spec.name, fnv(file)));
+    std::fs::write(&path, file).map_err(|e| e.to_string())?;
+    let overrides: String = env
+        .iter()
+        .map(|(name, value)| {
+            let key = name
+                .strip_prefix("BFF_")
+                .unwrap_or_else(|| panic!("{name} is not a BFF_ variable"))
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            let value = serde_json::to_string(value).expect("a JSON string is a TOML string");
+            format!("{key} = {value}\n")
+        })
+        .collect();
+    let config = Config::load_unvalidated(&ConfigSources {
+        defaults_toml: spec.default_config,
+        file: Some(&path),
+        env: false,
+        overrides_toml: Some(&overrides),
+    });
+    let _ = std::fs::remove_file(&path);
+    config.map_err(|e| e.to_string())
+}
+
+/// A file name per distinct text, so concurrent tests never share one.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 async fn check(bff: Bff, name: &str) {
@@ -87,13 +150,33 @@ async fn check(bff: Bff, name: &str) {
         Bff::Web => bff_web::SPEC,
         Bff::Mobile => bff_mobile::SPEC,
     };
-    let config = Config::load_unvalidated(&ConfigSources {
-        defaults_toml: spec.default_config,
-        file: None,
-        env: false,
-        overrides_toml: Some(toml),
-    })
-    .unwrap_or_else(|e| panic!("{name}'s ConfigMap is not a valid config: {e}"));
+    let env = pod_env(container, secret);
+    let config = start_config(spec, toml, &env)
+        .unwrap_or_else(|e| panic!("{name}'s ConfigMap is not a valid config: {e}"));
+
+    // Checked as the binary checks at start (`--check`): with the Secret
+    // as shipped, a placeholder the operator replaces, the pod would exit
+    // naming the key; with a real key it starts. A ConfigMap without an
+    // upstream its routes call would not.
+    let refused = assemble(spec, config.clone(), None)
+        .expect_err("a pod must not start with the Secret's placeholder key");
+    assert!(refused.contains("public_key_pem"), "{refused}");
+    let real_key: Vec<(String, String)> = env
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            "BFF_AUTH__PUBLIC_KEY_PEM" => (name.clone(), keys::p256().public_pem.clone()),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect();
+    let started = start_config(spec, toml, &real_key).expect("loads");
+    if let Err(error) = assemble(spec, started, None) {
+        panic!("{name}'s pod would exit at start: {error}");
+    }
+    let without_orders = toml.replace("[upstreams.orders]", "[upstreams.unused]");
+    let incomplete = start_config(spec, &without_orders, &real_key).expect("loads");
+    let refused = assemble(spec, incomplete, None)
+        .expect_err("a ConfigMap without the orders upstream is refused");
+    assert!(refused.contains("upstreams.orders"), "{refused}");
 
     // Ports: the container's is the config's, and the Service and probes use it.
     let port = &container["ports"].as_vec().expect("ports")[0];
@@ -238,4 +321,83 @@ fn the_dockerfile_builds_either_bff_into_a_small_non_root_image() {
             "{bff}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_compose_file_runs_each_bff_in_demo_mode_reachable_from_the_host() {
+    let path = format!("{ROOT}/docker-compose.yml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let services = docs[0]["services"].as_hash().expect("services");
+    let dockerfile = std::fs::read_to_string(format!("{ROOT}/Dockerfile")).expect("Dockerfile");
+    let mut seen = Vec::new();
+    for (name, service) in services {
+        let name = str_of(name, "service name");
+        let args = &service["build"]["args"];
+        let bff = str_of(&args["BFF"], "build arg BFF");
+        let spec = match bff {
+            "bff-web" => bff_web::SPEC,
+            "bff-mobile" => bff_mobile::SPEC,
+            other => panic!("{name}: no BFF named {other}"),
+        };
+        // The image has the demo built in, by an argument the Dockerfile reads.
+        assert_eq!(str_of(&args["FEATURES"], "build arg FEATURES"), "demo");
+        assert!(
+            dockerfile.contains("ARG FEATURES="),
+            "the Dockerfile reads FEATURES"
+        );
+        let command: Vec<&str> = service["command"]
+            .as_vec()
+            .expect("command")
+            .iter()
+            .map(|a| str_of(a, "command word"))
+            .collect();
+        assert_eq!(command, ["--demo"], "{name}");
+        let env: Vec<(String, String)> = service["environment"]
+            .as_hash()
+            .expect("environment")
+            .iter()
+            .map(|(k, v)| {
+                (
+                    str_of(k, "variable").to_owned(),
+                    str_of(v, "value").to_owned(),
+                )
+            })
+            .collect();
+
+        // As the binary starts with --demo: the demo's upstreams and keys,
+        // then every start-up check.
+        let mut config = start_config(spec, "", &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let start = spec.demo.expect("the test build has the demo");
+        let demo = start().await.expect("the demo starts");
+        let mint = bff_core::run::apply_demo(&mut config, demo.as_ref()).expect("demo config");
+        assert!(
+            config.listen.ip().is_unspecified(),
+            "{name}: reachable from outside its container, not {}",
+            config.listen
+        );
+        let ports: Vec<&str> = service["ports"]
+            .as_vec()
+            .expect("ports")
+            .iter()
+            .map(|p| str_of(p, "port"))
+            .collect();
+        assert_eq!(
+            ports,
+            [format!("127.0.0.1:{0}:{0}", config.listen.port())],
+            "{name}: the container's port published on the host's loopback"
+        );
+        if let Err(error) = assemble(spec, config, Some(mint)) {
+            panic!("{name} would exit at start: {error}");
+        }
+        seen.push(bff);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, ["bff-mobile", "bff-web"]);
+
+    // Without a chosen address, the demo stays on this machine.
+    let mut config = start_config(bff_web::SPEC, "", &[]).expect("defaults");
+    let demo = (bff_web::SPEC.demo.expect("demo"))().await.expect("starts");
+    bff_core::run::apply_demo(&mut config, demo.as_ref()).expect("demo config");
+    assert!(config.listen.ip().is_loopback(), "{}", config.listen);
 }

@@ -99,6 +99,43 @@ fn bad_config_exits_non_zero_naming_the_key() {
 }
 
 #[test]
+fn check_validates_as_start_up_does_and_exits() {
+    let check = |name: &str, toml: &str| {
+        let path = temp_config(name, toml);
+        let output = Command::new(BIN)
+            .arg("--check")
+            .arg("--config")
+            .arg(&path)
+            .env("BFF_LISTEN", "127.0.0.1:0")
+            .output()
+            .expect("binary runs");
+        let _ = std::fs::remove_file(path);
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let secret = format!("[auth]\nhs256_secret = \"{SECRET}\"\n");
+    let (ok, stdout, stderr) = check("check-good", &format!("{GOOD_UPSTREAMS}{secret}"));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "bff-web: configuration OK");
+    // Each key alone is fine; the routes need the orders upstream.
+    let without_orders =
+        GOOD_UPSTREAMS.replace("[upstreams.orders]\nurl = \"http://127.0.0.1:9\"\n", "");
+    let (ok, _, stderr) = check("check-no-orders", &format!("{without_orders}{secret}"));
+    assert!(!ok);
+    assert!(stderr.contains("upstreams.orders"), "{stderr}");
+    // A key that cannot be used is found too, not only a mistyped one.
+    let (ok, _, stderr) = check(
+        "check-bad-key",
+        &format!("{GOOD_UPSTREAMS}[auth]\npublic_key_pem = \"not a key\"\n"),
+    );
+    assert!(!ok);
+    assert!(stderr.contains("public_key_pem"), "{stderr}");
+}
+
+#[test]
 fn an_environment_variable_overrides_the_file_and_is_named_when_bad() {
     let toml = format!("{GOOD_UPSTREAMS}[auth]\nhs256_secret = \"{SECRET}\"\n");
     let (ok, stderr) = run_with_config("env-bad", &toml, &[("BFF_UPSTREAMS__ORDERS__URL", "nope")]);
@@ -341,6 +378,43 @@ fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
         reply.starts_with("HTTP/1.1 404"),
         "outside the demo: {reply}"
     );
+    stop(running);
+}
+
+#[test]
+fn a_demo_listening_beyond_loopback_serves_but_hands_out_no_tokens() {
+    // As in a container: `0.0.0.0` chosen by the environment is kept (a
+    // default one would move to loopback), and `/demo/token` is off.
+    let child = Command::new(BIN)
+        .arg("--demo")
+        .env("BFF_LISTEN", "0.0.0.0:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let mut running = Running(child);
+    let lines = read_lines(BufReader::new(running.0.stdout.take().expect("stdout")));
+    let banner = next_matching(&lines, |l| l.contains("running in demo mode"));
+    let port = banner
+        .split("http://0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("listening on 0.0.0.0: {banner}"))
+        .to_owned();
+    let tokens = next_matching(&lines, |l| l.starts_with("Tokens:"));
+    assert!(tokens.contains("off"), "{tokens}");
+    let curl = next_matching(&lines, |l| l.starts_with("curl "));
+    let token = curl
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("token in the curl line");
+    let addr = format!("127.0.0.1:{port}");
+    let dashboard = http_get(&addr, "/user-dashboard", Some(token));
+    assert!(dashboard.starts_with("HTTP/1.1 200"), "{dashboard}");
+    let reply = http_get(&addr, "/demo/token?sub=u2", None);
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
     stop(running);
 }
 
