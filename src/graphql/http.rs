@@ -24,7 +24,7 @@ use super::documents::{DocumentError, DocumentRequest, Documents};
 use super::errors::{ensure_codes, metric_label, persisted_query_not_found, request_error};
 use super::limits;
 use super::nulls::Nullability;
-use super::schema::BffSchema;
+use super::schema::{BffSchema, introspection_schema};
 use crate::auth::Authenticated;
 use crate::config::{Config, Profile};
 use crate::error::{ApiError, ErrorCode, FinalBody};
@@ -43,6 +43,9 @@ pub struct GraphQlEndpoint<Q, M> {
     nullability: Nullability,
     /// Off in production, where `__schema` and `__type` are refused.
     introspection: bool,
+    /// In development: runs introspection-only queries without the data
+    /// queries' depth and complexity limits (see [`introspection_schema`]).
+    introspection_schema: Option<BffSchema<Q, M>>,
     /// What each request gets in its data besides the state, the caller
     /// and its credentials (the domain's per-request loaders).
     request_data: Option<RequestData>,
@@ -63,17 +66,19 @@ impl<Q, M> std::fmt::Debug for GraphQlEndpoint<Q, M> {
 
 impl<Q, M> GraphQlEndpoint<Q, M>
 where
-    Q: ObjectType + 'static,
-    M: ObjectType + 'static,
+    Q: ObjectType + Default + 'static,
+    M: ObjectType + Default + 'static,
 {
     /// `trusted` are the BFF's own operations (see [`Documents`]).
     pub fn new(schema: BffSchema<Q, M>, trusted: &[&str], config: &Config) -> Self {
+        let introspection = config.profile == Profile::Development;
         Self {
             nullability: Nullability::from_sdl(&schema.sdl()),
             schema,
             documents: Documents::new(trusted, &config.graphql, config.profile),
             config: config.graphql.clone(),
-            introspection: config.profile == Profile::Development,
+            introspection,
+            introspection_schema: introspection.then(|| introspection_schema(&config.graphql)),
             request_data: None,
         }
     }
@@ -243,6 +248,14 @@ where
             return response;
         }
 
+        let schema = match &self.introspection_schema {
+            Some(twin)
+                if limits::is_introspection_only(&parsed, wire.operation_name.as_deref()) =>
+            {
+                twin
+            }
+            _ => &self.schema,
+        };
         let mut request = async_graphql::Request::new(&*document);
         if let Some(name) = &wire.operation_name {
             request = request.operation_name(name);
@@ -257,7 +270,7 @@ where
         if let Some(add) = &self.request_data {
             request = add(request, &caller);
         }
-        let mut response = self.schema.execute(request).await;
+        let mut response = schema.execute(request).await;
         if response.errors.iter().any(|e| !e.path.is_empty()) {
             // Rare path: parse again rather than clone every document.
             if let Ok(parsed) = async_graphql::parser::parse_query(&*document) {

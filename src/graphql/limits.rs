@@ -152,6 +152,27 @@ pub fn selected_operation_type(
     selected_operation(document, operation_name).map(|op| op.ty)
 }
 
+/// Whether the selected operation is a query that asks only for the
+/// schema (`__schema`, `__type`, `__typename` at its root): such a query
+/// runs no resolver and calls no upstream, so in development it is not
+/// held to `graphql.max_depth` (graphql-js's standard introspection query
+/// nests deeper than any sane data query).
+pub fn is_introspection_only(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    let Some(operation) = selected_operation(document, operation_name) else {
+        return false;
+    };
+    let root = &operation.selection_set.node.items;
+    operation.ty == OperationType::Query
+        && !root.is_empty()
+        && root.iter().all(|selection| match &selection.node {
+            Selection::Field(field) => matches!(
+                field.node.name.node.as_str(),
+                "__schema" | "__type" | "__typename"
+            ),
+            Selection::FragmentSpread(_) | Selection::InlineFragment(_) => false,
+        })
+}
+
 fn selected_operation<'a>(
     document: &'a ExecutableDocument,
     operation_name: Option<&str>,

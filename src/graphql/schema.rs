@@ -45,6 +45,26 @@ where
     }
 }
 
+/// How deep an introspection-only query may nest: graphql-js's standard
+/// query needs 13 levels, tools that ask for more `ofType` levels a few more.
+pub const INTROSPECTION_MAX_DEPTH: usize = 32;
+
+/// The development profile's twin of a schema for introspection-only
+/// queries: the same types, without the depth and complexity limits meant
+/// for data queries (no resolver runs, so nothing they protect is at stake),
+/// still bounded in depth, recursion and directives.
+pub fn introspection_schema<Q, M>(config: &GraphQlConfig) -> BffSchema<Q, M>
+where
+    Q: ObjectType + Default + 'static,
+    M: ObjectType + Default + 'static,
+{
+    Schema::build(Q::default(), M::default(), EmptySubscription)
+        .limit_depth(INTROSPECTION_MAX_DEPTH)
+        .limit_directives(config.max_directives)
+        .limit_recursive_depth(config.max_recursive_depth.get())
+        .finish()
+}
+
 /// Compares the code's SDL with the committed file. On drift, the error
 /// names the first differing line and the command that regenerates it.
 pub fn check_sdl(actual: &str, committed: &str, regenerate: &str) -> Result<(), String> {

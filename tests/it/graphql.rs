@@ -416,6 +416,58 @@ async fn development_serves_graphiql_introspection_and_suggestions() {
     );
 }
 
+const INTROSPECTION_QUERY: &str = include_str!("support/introspection.graphql");
+
+#[tokio::test]
+async fn the_standard_introspection_query_works_in_development_only() {
+    for bff in [Bff::Web, Bff::Mobile] {
+        let development = TestApp::builder(bff)
+            .config("profile = \"development\"")
+            .spawn()
+            .await;
+        let token = development.token("u1", "");
+        let request = json!({"query": INTROSPECTION_QUERY, "operationName": "IntrospectionQuery"});
+        let (status, _, body) = development.graphql(&token, &request).await;
+        assert_eq!(status, StatusCode::OK, "{bff:?}: {body}");
+        assert!(body["errors"].is_null(), "{bff:?}: {body}");
+        assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+        let types: Vec<&str> = body["data"]["__schema"]["types"]
+            .as_array()
+            .expect("types")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(
+            types.contains(&"User") && types.contains(&"Order"),
+            "{types:?}"
+        );
+        assert_eq!(
+            development.total_calls(),
+            0,
+            "introspection calls no upstream"
+        );
+        // Data queries keep the depth limit (10 by default).
+        let deep = "{ me { orders(first: 1) { nodes { seller { orders(first: 1) { nodes { seller { orders(first: 1) { nodes { seller { name } } } } } } } } } } }";
+        let (_, _, body) = development.graphql(&token, &json!({ "query": deep })).await;
+        assert_eq!(
+            body["errors"][0]["message"], "Query is nested too deep.",
+            "{bff:?}: {body}"
+        );
+        assert_eq!(development.total_calls(), 0);
+
+        let production = TestApp::spawn(bff).await;
+        let token = production.token("u1", "");
+        let (_, _, body) = production.graphql(&token, &request).await;
+        // Web refuses introspection; mobile runs only its trusted documents.
+        let refusal = match bff {
+            Bff::Web => "bad_request",
+            Bff::Mobile => "forbidden",
+        };
+        assert_eq!(code_of(&body["errors"][0]), refusal, "{bff:?}: {body}");
+        assert!(body["data"].is_null(), "{bff:?}: {body}");
+    }
+}
+
 const DASHBOARD: &str = include_str!("../../bff-mobile/operations/Dashboard.graphql");
 
 #[tokio::test]
