@@ -216,7 +216,12 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(authenticated)
-        .merge(demo_routes(&state))
+        .merge(demo_routes(&state));
+    if state.config().profile == Profile::Development {
+        // GraphiQL's own scripts and stylesheet, no token needed.
+        router = router.merge(crate::graphql::ide::routes());
+    }
+    let mut router = router
         // Every route's template, for the access log and metrics.
         .route_layer(from_fn(tag_route))
         .fallback(not_found)

@@ -416,6 +416,76 @@ async fn development_serves_graphiql_introspection_and_suggestions() {
     );
 }
 
+#[tokio::test]
+async fn graphiql_is_served_from_the_binary_with_no_request_leaving_it() {
+    let app = TestApp::builder(Bff::Web)
+        .config("profile = \"development\"")
+        .spawn()
+        .await;
+    let page = app
+        .http
+        .get(format!("{}/graphql", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"));
+    let html = page.text().await.expect("html");
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/graphiql/"))
+        .collect();
+    assert_eq!(assets.len(), 5, "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    // reqwest here asks for no encoding: each file comes inflated.
+    for asset in &assets {
+        let reply = app.get(asset, None).await;
+        assert_eq!(reply.status(), StatusCode::OK, "{asset}");
+        let kind = reply.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            kind.starts_with("text/javascript") || kind.starts_with("text/css"),
+            "{asset}: {kind}"
+        );
+        assert!(reply.headers().get("content-encoding").is_none(), "{asset}");
+        assert!(!reply.bytes().await.expect("body").is_empty(), "{asset}");
+    }
+    let script = app
+        .http
+        .get(format!("{}/graphiql/graphiql.min.js", app.base))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(script.headers()["content-encoding"], "gzip");
+    let zipped = script.bytes().await.expect("body");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut text)
+        .expect("gzip");
+    assert!(text.contains("GraphiQL") && text.len() > 1_000_000);
+    assert_eq!(
+        app.get("/graphiql/nope.js", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.total_calls(), 0);
+
+    let production = TestApp::spawn(Bff::Web).await;
+    assert_eq!(
+        production.get("/graphiql/init.js", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
 const INTROSPECTION_QUERY: &str = include_str!("support/introspection.graphql");
 
 #[tokio::test]
