@@ -7,7 +7,9 @@
 //! scrape. The registry is per instance, not global, so two BFFs in one
 //! process (as in the tests) count separately.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+
+use crate::recent::{Recent, Summary};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -40,6 +42,11 @@ pub struct Metrics {
     graphql_operations: IntCounterVec,
     graphql_errors: IntCounterVec,
     operation_names: Mutex<HashSet<Box<str>>>,
+    /// The last minute per upstream and per route, for `/status`.
+    recent_upstreams: Recent,
+    recent_routes: Recent,
+    /// Degraded replies by the source that failed, since start.
+    degraded: Mutex<BTreeMap<Box<str>, u64>>,
 }
 
 /// Which quota refused a request.
@@ -131,6 +138,9 @@ impl Metrics {
             graphql_operations: graphql_operations.expect("static metric options are valid"),
             graphql_errors: graphql_errors.expect("static metric options are valid"),
             operation_names: Mutex::default(),
+            recent_upstreams: Recent::default(),
+            recent_routes: Recent::default(),
+            degraded: Mutex::default(),
         };
         metrics.register_all();
         metrics.prime();
@@ -197,6 +207,48 @@ impl Metrics {
         self.request_duration
             .with_label_values(&[route, method])
             .observe(elapsed.as_secs_f64());
+        self.recent_routes.record(route, elapsed, status >= 500);
+    }
+
+    /// A reply served with `source` degraded.
+    pub fn observe_degraded(&self, source: &str) {
+        let mut degraded = self.degraded.lock().unwrap_or_else(PoisonError::into_inner);
+        match degraded.get_mut(source) {
+            Some(count) => *count += 1,
+            None => {
+                degraded.insert(source.into(), 1);
+            }
+        }
+    }
+
+    /// Degraded replies by source, since start.
+    pub fn degraded_counts(&self) -> BTreeMap<String, u64> {
+        let degraded = self.degraded.lock().unwrap_or_else(PoisonError::into_inner);
+        degraded.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    /// The last minute of each upstream (`configured` ones included when
+    /// not called yet) and of each route.
+    pub fn recent<'a>(
+        &self,
+        configured: impl IntoIterator<Item = &'a str>,
+    ) -> (BTreeMap<String, Summary>, BTreeMap<String, Summary>) {
+        (
+            self.recent_upstreams.summaries(configured),
+            self.recent_routes.summaries([]),
+        )
+    }
+
+    /// Requests refused with `429` since start: (per subject, per IP).
+    pub fn rate_limit_rejections(&self) -> (u64, u64) {
+        (
+            self.rate_limited
+                .with_label_values(&[Limiter::Subject.label()])
+                .get(),
+            self.rate_limited
+                .with_label_values(&[Limiter::ClientIp.label()])
+                .get(),
+        )
     }
 
     /// Counts a request as in flight until the guard is dropped.
@@ -210,6 +262,11 @@ impl Metrics {
         self.upstream_calls
             .with_label_values(&[upstream, outcome])
             .observe(elapsed.as_secs_f64());
+        // A cache hit is a success; stale, timeouts, errors and refusals
+        // (open circuit, overloaded) are what a person looking for the
+        // failing service wants to see.
+        let failed = !matches!(outcome, "ok" | "cache-hit");
+        self.recent_upstreams.record(upstream, elapsed, failed);
     }
 
     pub fn rate_limited(&self, limiter: Limiter) {

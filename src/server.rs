@@ -216,7 +216,8 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(authenticated)
-        .merge(demo_routes(&state));
+        .merge(demo_routes(&state))
+        .merge(crate::status::routes(&state));
     if state.config().profile == Profile::Development {
         // GraphiQL's own scripts and stylesheet, no token needed.
         router = router.merge(crate::graphql::ide::routes());

@@ -69,6 +69,9 @@ pub struct HttpConfig {
     /// Replies smaller than this (bytes) are sent uncompressed: below
     /// about a packet, compression costs CPU and saves nothing.
     pub compression_min_bytes: ByteSize,
+    /// Serves `GET /status` (a live page) and `GET /status.json`, exposed
+    /// like `/readyz`; off hides both (`404`).
+    pub status_page: bool,
 }
 
 impl Default for HttpConfig {
@@ -87,6 +90,7 @@ impl Default for HttpConfig {
             max_connections_per_ip: NonZeroUsize::new(256).expect("not zero"),
             trusted_proxies: Vec::new(),
             compression_min_bytes: ByteSize::kib(1),
+            status_page: true,
         }
     }
 }

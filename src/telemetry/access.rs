@@ -101,6 +101,9 @@ pub async fn observe(
         .extensions()
         .get::<DegradedParts>()
         .map_or("", |d| &d.0);
+    for part in degraded.split(',').filter(|p| !p.is_empty()) {
+        metrics.observe_degraded(part.split_once(':').map_or(part, |(source, _)| source));
+    }
     span.record("route", route);
     span.in_scope(|| {
         tracing::info!(

@@ -653,3 +653,82 @@ async fn a_bff_whose_routes_call_an_unconfigured_upstream_does_not_start() {
         "{error}"
     );
 }
+
+async fn status(app: &TestApp) -> serde_json::Value {
+    let reply = app.get("/status.json", None).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+    crate::support::json_body(reply).await.2
+}
+
+#[tokio::test]
+async fn the_status_document_shows_which_upstream_fails() {
+    let app = TestApp::builder(Bff::Web)
+        .config(
+            "[rate_limit]\nper_second = 1\nburst = 1\n\
+             [upstreams.notifications.retry]\nmax_retries = 0\n\
+             [upstreams.notifications.breaker]\nconsecutive_failures = 3\nopen_for = \"1m\"",
+        )
+        .spawn()
+        .await;
+    let before = status(&app).await;
+    assert_eq!(before["bff"], "bff-web");
+    assert_eq!(before["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(before["configGeneration"], 1);
+    for name in ["users", "orders", "notifications"] {
+        assert_eq!(before["upstreams"][name]["circuit"], "closed", "{before}");
+        assert_eq!(before["upstreams"][name]["recent"]["count"], 0, "{before}");
+    }
+
+    app.fault(
+        Service::Notifications,
+        Fault {
+            status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            ..Fault::default()
+        },
+    );
+    for user in ["u1", "u2", "u3", "u4"] {
+        let reply = app.dashboard(&app.token(user, "")).await;
+        assert_eq!(reply.status(), StatusCode::OK);
+    }
+    let limited = app.token("u5", "");
+    app.dashboard(&limited).await;
+    assert_eq!(
+        app.dashboard(&limited).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let after = status(&app).await;
+    let notifications = &after["upstreams"]["notifications"];
+    assert_eq!(notifications["circuit"], "open", "{after}");
+    assert!(
+        notifications["recent"]["errorRate"].as_f64() > Some(0.5),
+        "{after}"
+    );
+    assert!(notifications["lastSuccess"].is_null(), "{after}");
+    assert_eq!(after["upstreams"]["users"]["recent"]["errorRate"], 0.0);
+    assert!(after["upstreams"]["users"]["recent"]["p50Ms"].is_number());
+    assert!(!after["upstreams"]["users"]["lastSuccess"].is_null());
+    assert_eq!(after["routes"]["/user-dashboard"]["count"], 6, "{after}");
+    assert_eq!(after["rateLimitRejections"]["subject"], 1);
+    assert_eq!(after["degraded"]["notifications"], 5, "{after}");
+
+    let page = app.get("/status", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let html = page.text().await.expect("html");
+    assert!(html.contains("/status.json"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+
+    let hidden = TestApp::builder(Bff::Web)
+        .config("[http]\nstatus_page = false")
+        .spawn()
+        .await;
+    for path in ["/status", "/status.json"] {
+        assert_eq!(hidden.get(path, None).await.status(), StatusCode::NOT_FOUND);
+    }
+}

@@ -329,7 +329,9 @@ fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
     let lines = read_lines(BufReader::new(running.0.stdout.take().expect("stdout")));
     let graphql = next_matching(&lines, |l| l.starts_with("GraphQL:"));
     let tokens = next_matching(&lines, |l| l.starts_with("Tokens:"));
+    let status = next_matching(&lines, |l| l.starts_with("Status:"));
     assert!(graphql.contains("/graphql"), "{graphql}");
+    assert!(status.contains("/status"), "{status}");
     let addr = tokens
         .split("http://")
         .nth(1)
