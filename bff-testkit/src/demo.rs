@@ -61,6 +61,16 @@ impl TokenMint for DemoMint {
     }
 }
 
+/// A signer of development tokens with `secret`, as `--demo` attaches to
+/// serve `GET /demo/token` (for tests that need that route).
+pub fn token_mint(secret: &str) -> Arc<dyn TokenMint> {
+    Arc::new(DemoMint {
+        secret: secret.to_owned(),
+        issuer: None,
+        audience: None,
+    })
+}
+
 /// Starts the demo services: the BFF crates' `BffSpec::demo`.
 pub fn start() -> DemoFuture {
     Box::pin(async {

@@ -36,6 +36,7 @@ pub struct TestAppBuilder {
     toml: String,
     hs256: bool,
     more_instances: Vec<(Service, Vec<BaseUrl>)>,
+    demo_tokens: bool,
 }
 
 impl TestAppBuilder {
@@ -54,6 +55,13 @@ impl TestAppBuilder {
             .map(|url| BaseUrl::parse(url).expect("an instance URL"))
             .collect();
         self.more_instances.push((service, others));
+        self
+    }
+
+    /// Serves `GET /demo/token` as `--demo` does, signing with the test
+    /// secret.
+    pub fn demo_tokens(mut self) -> Self {
+        self.demo_tokens = true;
         self
     }
 
@@ -83,7 +91,10 @@ impl TestAppBuilder {
             entry.instances = Some(std::iter::once(demo).chain(others).collect());
         }
         config.validate().expect("test config is valid");
-        let state = AppState::new(spec.name, config).expect("state builds");
+        let mut state = AppState::new(spec.name, config).expect("state builds");
+        if self.demo_tokens {
+            state = state.with_token_mint(crate::demo::token_mint(SECRET));
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -119,6 +130,7 @@ impl TestApp {
             toml: String::new(),
             hs256: true,
             more_instances: Vec::new(),
+            demo_tokens: false,
         }
     }
 

@@ -7,6 +7,7 @@ mod support;
 mod apollo_client;
 mod attacks;
 mod auth;
+mod browser;
 mod conditional;
 mod config_docs;
 mod deploy;
