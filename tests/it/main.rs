@@ -11,6 +11,7 @@ mod browser;
 mod conditional;
 mod config_docs;
 mod deploy;
+mod doc_links;
 mod graphql;
 mod graphql_http_audit;
 mod http;
