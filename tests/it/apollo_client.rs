@@ -5,10 +5,7 @@
 //! off. Needs Node.js and `npm ci` in `tests/apollo-client` (the test
 //! command's `scripts/setup` does both).
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use crate::support::{Bff, TestApp};
+use crate::support::{Bff, TestApp, node};
 use serde_json::Value;
 
 /// What one request of the link looked like: method, whether it carried
@@ -30,31 +27,17 @@ fn requests(operation: &Value) -> Vec<(String, bool, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apollo_clients_persisted_queries_link_works_over_post_and_get() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/apollo-client");
-    assert!(
-        dir.join("node_modules/@apollo/client").exists(),
-        "run `npm ci --prefix tests/apollo-client` first (bash scripts/setup does)"
-    );
     let app = TestApp::spawn(Bff::Web).await;
     let url = format!("{}/graphql", app.base);
     let token = app.token("u1", "");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("apq.mjs")
-            .arg(url)
-            .arg(token)
-            .current_dir(dir)
-            .output()
-    })
-    .await
-    .expect("node task")
-    .expect("node runs");
-    assert!(
-        output.status.success(),
-        "apq.mjs failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let runs: Vec<Value> = serde_json::from_slice(&output.stdout).expect("apq.mjs prints JSON");
+    let stdout = node::run(
+        "apollo-client",
+        "@apollo/client",
+        "apq.mjs",
+        vec![url, token],
+    )
+    .await;
+    let runs: Vec<Value> = serde_json::from_slice(&stdout).expect("apq.mjs prints JSON");
     let seen: Vec<(String, String)> = runs
         .iter()
         .map(|r| (r["client"].to_string(), r["method"].to_string()))

@@ -2,38 +2,21 @@
 //! live BFFs: zero MUST failures. Needs Node.js and `npm ci` in
 //! `tests/graphql-http` (the test command does both).
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use crate::support::{Bff, TestApp};
+use crate::support::{Bff, TestApp, node};
 use serde_json::Value;
 
 /// Runs the audit against `app` and returns (MUST failures, other warnings).
 async fn audit(app: &TestApp) -> (Vec<String>, Vec<String>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/graphql-http");
-    assert!(
-        dir.join("node_modules/graphql-http").exists(),
-        "run `npm ci --prefix tests/graphql-http` first (bash scripts/test does)"
-    );
     let url = format!("{}/graphql", app.base);
     let token = app.token("u1", "orders:write");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("audit.mjs")
-            .arg(url)
-            .arg(token)
-            .current_dir(dir)
-            .output()
-    })
-    .await
-    .expect("audit task")
-    .expect("node runs");
-    assert!(
-        output.status.success(),
-        "audit failed to run: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&output.stdout).expect("audit prints JSON");
+    let stdout = node::run(
+        "graphql-http",
+        "graphql-http",
+        "audit.mjs",
+        vec![url, token],
+    )
+    .await;
+    let results: Vec<Value> = serde_json::from_slice(&stdout).expect("audit prints JSON");
     assert!(
         results.len() > 40,
         "the audit ran only {} checks",

@@ -315,11 +315,11 @@ fn text_logs_print_durations_rounded() {
     stop(running);
 }
 
-#[test]
-fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
+/// `bff-web --demo` listening on `listen`, and its banner's lines.
+fn start_demo(listen: &str) -> (Running, Receiver<String>) {
     let child = Command::new(BIN)
         .arg("--demo")
-        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_LISTEN", listen)
         .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -327,6 +327,20 @@ fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
         .expect("starts");
     let mut running = Running(child);
     let lines = read_lines(BufReader::new(running.0.stdout.take().expect("stdout")));
+    (running, lines)
+}
+
+/// The bearer token in the banner's `curl` line.
+fn curl_token(curl: &str) -> &str {
+    curl.split("Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("token in the curl line")
+}
+
+#[test]
+fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
+    let (mut running, lines) = start_demo("127.0.0.1:0");
     let graphql = next_matching(&lines, |l| l.starts_with("GraphQL:"));
     let tokens = next_matching(&lines, |l| l.starts_with("Tokens:"));
     let status = next_matching(&lines, |l| l.starts_with("Status:"));
@@ -387,16 +401,7 @@ fn the_demo_mints_tokens_for_any_user_and_scope_and_nothing_else_does() {
 fn a_demo_listening_beyond_loopback_serves_but_hands_out_no_tokens() {
     // As in a container: `0.0.0.0` chosen by the environment is kept (a
     // default one would move to loopback), and `/demo/token` is off.
-    let child = Command::new(BIN)
-        .arg("--demo")
-        .env("BFF_LISTEN", "0.0.0.0:0")
-        .env("BFF_HTTP__DRAIN_DELAY", "0s")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let mut running = Running(child);
-    let lines = read_lines(BufReader::new(running.0.stdout.take().expect("stdout")));
+    let (running, lines) = start_demo("0.0.0.0:0");
     let banner = next_matching(&lines, |l| l.contains("running in demo mode"));
     let port = banner
         .split("http://0.0.0.0:")
@@ -407,11 +412,7 @@ fn a_demo_listening_beyond_loopback_serves_but_hands_out_no_tokens() {
     let tokens = next_matching(&lines, |l| l.starts_with("Tokens:"));
     assert!(tokens.contains("off"), "{tokens}");
     let curl = next_matching(&lines, |l| l.starts_with("curl "));
-    let token = curl
-        .split("Bearer ")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .expect("token in the curl line");
+    let token = curl_token(&curl);
     let addr = format!("127.0.0.1:{port}");
     let dashboard = http_get(&addr, "/user-dashboard", Some(token));
     assert!(dashboard.starts_with("HTTP/1.1 200"), "{dashboard}");
@@ -455,11 +456,7 @@ fn demo_mode_prints_a_working_curl_line_and_stops_on_sigterm() {
     let mut running = Running(child);
     let stdout = BufReader::new(running.0.stdout.take().expect("stdout"));
     let curl = wait_for_line(stdout, |l| l.starts_with("curl "));
-    let token = curl
-        .split("Bearer ")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .expect("token in the curl line");
+    let token = curl_token(&curl);
     let url = curl.rsplit(' ').next().expect("url in the curl line");
     let (addr, path) = url
         .strip_prefix("http://")

@@ -2,6 +2,7 @@
 //! and test signing keys.
 
 pub mod keys;
+pub mod node;
 
 pub use bff_testkit::harness::*;
 
