@@ -30,6 +30,18 @@ pub fn prefer_br_or_gzip_on_ties(mut request: Request) -> Request {
     request
 }
 
+/// Whether the request's `Accept-Encoding` accepts `coding` (by name or
+/// `*`) with a weight above zero.
+pub fn accepts(headers: &axum::http::HeaderMap, coding: &str) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(entry)
+        .any(|(name, q)| q > 0 && (name.eq_ignore_ascii_case(coding) || name == "*"))
+}
+
 /// The header without its `zstd` entry when `br` or `gzip` is accepted
 /// with at least `zstd`'s weight; `None` when nothing needs to change.
 fn without_tied_zstd(header: &str) -> Option<String> {
@@ -83,7 +95,21 @@ fn entry(item: &str) -> Option<(&str, u16)> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_tied_zstd;
+    use super::{accepts, without_tied_zstd};
+    use axum::http::{HeaderMap, HeaderValue, header::ACCEPT_ENCODING};
+
+    #[test]
+    fn accepts_reads_names_wildcards_and_zero_weights() {
+        let headers = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(value));
+            headers
+        };
+        assert!(accepts(&headers("br, GZIP;q=0.5"), "gzip"));
+        assert!(accepts(&headers("*"), "gzip"));
+        assert!(!accepts(&headers("gzip;q=0, br"), "gzip"));
+        assert!(!accepts(&HeaderMap::new(), "gzip"));
+    }
 
     #[test]
     fn a_tie_drops_zstd() {

@@ -3,6 +3,7 @@
 //! reference resolves, the probes hit routes that answer, the ports match
 //! the config, and the image is multi-stage and non-root.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::{Bff, TestApp, keys};
@@ -67,7 +68,10 @@ fn pod_env(container: &Yaml, secret: &Yaml) -> Vec<(String, String)> {
 fn start_config(spec: BffSpec, file: &str, env: &[(String, String)]) -> Result<Config, String> {
     let dir = std::env::temp_dir().join(format!("bff-deploy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let path = dir.join(format!("{}-{:x}.toml", spec.name, fnv(file)));
+    // One file per call: tests run concurrently.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{}-{n}.toml", spec.name));
     std::fs::write(&path, file).map_err(|e| e.to_string())?;
     let overrides: String = env
         .iter()
@@ -89,13 +93,6 @@ fn start_config(spec: BffSpec, file: &str, env: &[(String, String)]) -> Result<C
     });
     let _ = std::fs::remove_file(&path);
     config.map_err(|e| e.to_string())
-}
-
-/// A file name per distinct text, so concurrent tests never share one.
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 async fn check(bff: Bff, name: &str) {

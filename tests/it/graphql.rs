@@ -382,20 +382,26 @@ async fn production_hides_the_schema_and_suggestions_and_serves_no_ide() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn development_serves_graphiql_introspection_and_suggestions() {
-    let app = TestApp::builder(Bff::Web)
-        .config("profile = \"development\"")
-        .spawn()
-        .await;
-    let response = app
+/// `GET /graphql` as a browser asks for it; asserts it is served.
+async fn graphiql_page(app: &TestApp) -> reqwest::Response {
+    let page = app
         .http
         .get(format!("{}/graphql", app.base))
         .header("accept", "text/html,application/xhtml+xml")
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(page.status(), StatusCode::OK);
+    page
+}
+
+#[tokio::test]
+async fn development_serves_graphiql_introspection_and_suggestions() {
+    let app = TestApp::builder(Bff::Web)
+        .config("profile = \"development\"")
+        .spawn()
+        .await;
+    let response = graphiql_page(&app).await;
     assert!(response.text().await.expect("html").contains("graphiql"));
     let token = app.token("u1", "");
     let (_, _, body) = app
@@ -422,14 +428,7 @@ async fn graphiql_is_served_from_the_binary_with_no_request_leaving_it() {
         .config("profile = \"development\"")
         .spawn()
         .await;
-    let page = app
-        .http
-        .get(format!("{}/graphql", app.base))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(page.status(), StatusCode::OK);
+    let page = graphiql_page(&app).await;
     let policy = page.headers()["content-security-policy"]
         .to_str()
         .expect("ascii")

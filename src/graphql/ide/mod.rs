@@ -13,8 +13,7 @@ use std::io::Read as _;
 use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::header::{
-    ACCEPT, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY,
-    CONTENT_TYPE, VARY,
+    ACCEPT, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -129,7 +128,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     );
     match asset.body {
         Body::Plain(text) => ([(CONTENT_TYPE, content_type), cache], text).into_response(),
-        Body::Gzipped(bytes) if accepts_gzip(&headers) => (
+        Body::Gzipped(bytes) if crate::encoding::accepts(&headers, "gzip") => (
             [
                 (CONTENT_TYPE, content_type),
                 (CONTENT_ENCODING, HeaderValue::from_static("gzip")),
@@ -152,24 +151,4 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
             }
         }
     }
-}
-
-/// `Accept-Encoding` names gzip (or `*`) with a weight above zero.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
 }
