@@ -136,7 +136,7 @@ pub enum ApiError {
         message: &'static str,
     },
     #[error("the token lacks the `{scope}` scope")]
-    Forbidden { scope: &'static str },
+    Forbidden { scope: Cow<'static, str> },
     #[error("{0}")]
     NotFound(Cow<'static, str>),
     #[error("{0}")]

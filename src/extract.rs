@@ -51,7 +51,9 @@ impl<S: Scope, St: Send + Sync> FromRequestParts<St> for RequireScope<S> {
         if auth.claims.has_scope(S::NAME) {
             Ok(Self(PhantomData))
         } else {
-            Err(ApiError::Forbidden { scope: S::NAME })
+            Err(ApiError::Forbidden {
+                scope: S::NAME.into(),
+            })
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod compose;
 pub mod conditional;
 pub mod config;
 pub mod cors;
+pub mod declared;
 pub mod demo_token;
 pub mod encoding;
 pub mod error;

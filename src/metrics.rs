@@ -41,6 +41,7 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     graphql_operations: IntCounterVec,
     graphql_errors: IntCounterVec,
+    deprecated_calls: IntCounterVec,
     operation_names: Mutex<HashSet<Box<str>>>,
     /// The last minute per upstream and per route, for `/status`.
     recent_upstreams: Recent,
@@ -127,6 +128,14 @@ impl Metrics {
             ),
             &["code"],
         );
+        let deprecated_calls = IntCounterVec::new(
+            Opts::new(
+                "bff_deprecated_route_calls_total",
+                "Calls to routes declared deprecated, by route: when it stays at zero, \
+                 the last app version calling it is gone.",
+            ),
+            &["route"],
+        );
         let metrics = Self {
             registry,
             requests: requests.expect("static metric options are valid"),
@@ -137,6 +146,7 @@ impl Metrics {
             rate_limited: rate_limited.expect("static metric options are valid"),
             graphql_operations: graphql_operations.expect("static metric options are valid"),
             graphql_errors: graphql_errors.expect("static metric options are valid"),
+            deprecated_calls: deprecated_calls.expect("static metric options are valid"),
             operation_names: Mutex::default(),
             recent_upstreams: Recent::default(),
             recent_routes: Recent::default(),
@@ -175,7 +185,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
             Box::new(self.requests.clone()),
             Box::new(self.request_duration.clone()),
             Box::new(self.in_flight.clone()),
@@ -184,6 +194,7 @@ impl Metrics {
             Box::new(self.rate_limited.clone()),
             Box::new(self.graphql_operations.clone()),
             Box::new(self.graphql_errors.clone()),
+            Box::new(self.deprecated_calls.clone()),
         ];
         for collector in collectors {
             if let Err(error) = self.registry.register(collector) {
@@ -267,6 +278,17 @@ impl Metrics {
         // failing service wants to see.
         let failed = !matches!(outcome, "ok" | "cache-hit");
         self.recent_upstreams.record(upstream, elapsed, failed);
+    }
+
+    /// Creates a deprecated route's zero-valued series, so it is on a
+    /// scrape before its first call.
+    pub fn prime_deprecated(&self, route: &str) {
+        self.deprecated_calls.with_label_values(&[route]);
+    }
+
+    /// One call to a deprecated route (a route template: bounded).
+    pub fn deprecated_call(&self, route: &str) {
+        self.deprecated_calls.with_label_values(&[route]).inc();
     }
 
     pub fn rate_limited(&self, limiter: Limiter) {

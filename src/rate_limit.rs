@@ -157,7 +157,8 @@ impl RateLimiter {
         });
     }
 
-    fn write_headers(&self, headers: &mut HeaderMap, remaining: u32, reset: Duration) {
+    /// `RateLimit-Limit`, `-Remaining` and `-Reset` of this quota.
+    pub(crate) fn write_headers(&self, headers: &mut HeaderMap, remaining: u32, reset: Duration) {
         headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(self.burst));
         headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
         let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
@@ -165,7 +166,7 @@ impl RateLimiter {
     }
 
     /// The `429` reply, with every header a client needs to back off.
-    fn refusal(&self, retry_after: Duration) -> Response {
+    pub(crate) fn refusal(&self, retry_after: Duration) -> Response {
         let mut response = ApiError::RateLimited { retry_after }.into_response();
         let headers = response.headers_mut();
         let full = retry_after + self.replenish_one * self.burst.saturating_sub(1);
@@ -203,7 +204,10 @@ pub async fn enforce_rate_limit(
     match limiter.check(&key) {
         Decision::Allowed { remaining, reset } => {
             let mut response = next.run(request).await;
-            limiter.write_headers(response.headers_mut(), remaining, reset);
+            // A route with its own, narrower quota has written its headers.
+            if !response.headers().contains_key(&RATELIMIT_LIMIT) {
+                limiter.write_headers(response.headers_mut(), remaining, reset);
+            }
             response
         }
         Decision::Limited { retry_after } => {

@@ -124,6 +124,11 @@ impl AppState {
         &self.0.metrics
     }
 
+    /// The metrics, shared: for what counts requests after start.
+    pub fn metrics_shared(&self) -> Arc<Metrics> {
+        self.0.metrics.clone()
+    }
+
     /// From now on `/readyz` fails, so load balancers stop sending traffic
     /// while in-flight requests finish.
     pub fn start_draining(&self) {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use crate::compose::{Composed, PartTiming, degraded_parts};
+use crate::compose::{Composed, Degraded, PartTiming, degraded_parts};
 use crate::error::ApiError;
 
 static SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
@@ -36,12 +36,18 @@ impl<T> Composed<T> {
             Ok(value) => shape(value).into_response(),
             Err(error) => ApiError::from(error).into_response(),
         };
-        if let Some(value) = header_value(&self.timings) {
-            response.headers_mut().insert(SERVER_TIMING.clone(), value);
-        }
-        if let Some(parts) = degraded_parts(&self.degraded) {
-            response.extensions_mut().insert(parts);
-        }
+        annotate(&mut response, &self.timings, &self.degraded);
         response
+    }
+}
+
+/// A composed reply's `Server-Timing`, and its degraded parts for the
+/// access log line.
+pub fn annotate(response: &mut Response, timings: &[PartTiming], degraded: &[Degraded]) {
+    if let Some(value) = header_value(timings) {
+        response.headers_mut().insert(SERVER_TIMING.clone(), value);
+    }
+    if let Some(parts) = degraded_parts(degraded) {
+        response.extensions_mut().insert(parts);
     }
 }

@@ -13,6 +13,18 @@ pub mod rest;
 
 pub use clients::ShopClients;
 
+/// The shop's services' OpenAPI files, by the upstream name the BFFs call
+/// them under: declared endpoints are checked against them at load, and
+/// their calls' replies judged by them.
+pub const CONTRACTS: &[(&str, &str)] = &[
+    ("users", include_str!("../../contracts/user-service.yaml")),
+    ("orders", include_str!("../../contracts/order-service.yaml")),
+    (
+        "notifications",
+        include_str!("../../contracts/notification-service.yaml"),
+    ),
+];
+
 /// Scope to place orders.
 #[derive(Debug)]
 pub struct OrdersWrite;

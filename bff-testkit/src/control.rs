@@ -37,6 +37,9 @@ pub struct Fault {
     pub malformed_body: bool,
     /// Answer 200 with valid JSON of the wrong shape.
     pub wrong_shape_body: bool,
+    /// Not a fault: every list in a reply object comes in reverse order
+    /// (a batch lookup's order is unspecified).
+    pub reversed_lists: bool,
     /// Never answer: hold the request until the client gives up.
     pub hang: bool,
     /// Handle the request (an order is placed), then break the connection
@@ -268,6 +271,23 @@ pub async fn apply_faults(
             .await
             .unwrap_or_default();
         return Response::from_parts(parts, broken_or_slow(body, fault.slow_body));
+    }
+    if fault.reversed_lists && response.status() == StatusCode::OK {
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            for field in fields.values_mut() {
+                if let Some(list) = field.as_array_mut() {
+                    list.reverse();
+                }
+            }
+        }
+        let mut parts = parts;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(value.to_string()));
     }
     if fault.malformed_body || fault.wrong_shape_body {
         let (mut parts, _) = response.into_parts();

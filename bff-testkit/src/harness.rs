@@ -65,6 +65,14 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serves these endpoint files (name, text) instead of the BFF's own,
+    /// from a fresh directory (`endpoints.dir`).
+    pub fn endpoints(self, files: &[(&str, &str)]) -> Self {
+        let dir = endpoint_dir(files);
+        let dir = serde_json::to_string(&dir.display().to_string()).expect("a path is a string");
+        self.config(&format!("[endpoints]\ndir = {dir}"))
+    }
+
     /// Do not add the test HS256 secret (the TOML sets a public key).
     pub fn without_hs256(mut self) -> Self {
         self.hs256 = false;
@@ -120,6 +128,21 @@ impl TestAppBuilder {
             server: Some(server),
         }
     }
+}
+
+/// A fresh directory holding `files` (name, text), for `endpoints.dir`.
+pub fn endpoint_dir(files: &[(&str, &str)]) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // One directory per call: tests run concurrently.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("bff-endpoints-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("an endpoint file is written");
+    }
+    dir
 }
 
 impl TestApp {

@@ -4,16 +4,19 @@
 //! the shape of each reply. Auth, rate limiting, upstream calls, fan-out
 //! and errors come from `bff-core`.
 
-pub mod dashboard;
 pub mod graphql;
 
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Extension, Router};
 use bff_core::AppState;
 use bff_core::config::ConfigError;
 use bff_core::graphql::GraphQlEndpoint;
 use bff_core::run::BffSpec;
 use bff_shop::ShopClients;
+
+/// The declared endpoints (`endpoints/*.toml`), embedded at build time;
+/// `endpoints.dir` serves a directory's instead.
+pub const ENDPOINTS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/endpoints.rs"));
 
 /// This BFF's defaults: the lowest configuration layer.
 pub const DEFAULT_CONFIG: &str = include_str!("../bff-web.toml");
@@ -43,10 +46,12 @@ fn routes(state: &AppState) -> Result<Router<AppState>, ConfigError> {
     let shop = ShopClients::from_registry(state.upstreams())?;
     let graphql = GraphQlEndpoint::new(graphql::schema(state.config()), &[], state.config())
         .with_request_data(bff_shop::graphql::request_data(shop.clone()));
-    Ok(Router::new()
-        .route("/user-dashboard", get(dashboard::user_dashboard))
-        .route("/orders", post(bff_shop::rest::place_order))
-        .route("/graphql", graphql.into_route())
-        // The shop's clients, for the handlers that call its services.
-        .layer(Extension(shop)))
+    // The declared screens, then the Rust handlers: the same layers wrap both.
+    Ok(
+        bff_core::declared::load(state, ENDPOINTS, bff_shop::CONTRACTS)?
+            .route("/orders", post(bff_shop::rest::place_order))
+            .route("/graphql", graphql.into_route())
+            // The shop's clients, for the handlers that call its services.
+            .layer(Extension(shop)),
+    )
 }

@@ -20,6 +20,7 @@ pub mod types;
 
 pub use crate::auth::config::{ApiKeyConfig, ApiKeysConfig, AuthConfig};
 pub use crate::cors::CorsConfig;
+pub use crate::declared::EndpointsConfig;
 pub use crate::graphql::config::{DocumentPolicy, GraphQlConfig};
 pub use crate::listener::config::HttpConfig;
 pub use crate::rate_limit::RateLimitConfig;
@@ -73,6 +74,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// TLS termination; off unless both paths are set.
     pub tls: TlsConfig,
+    /// Where the declared endpoint files come from.
+    pub endpoints: EndpointsConfig,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             graphql: GraphQlConfig::default(),
             telemetry: TelemetryConfig::default(),
             tls: TlsConfig::default(),
+            endpoints: EndpointsConfig::default(),
         }
     }
 }

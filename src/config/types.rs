@@ -21,6 +21,15 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
     #[error("config file {path}: {message}")]
     File { path: String, message: String },
+    /// A declared endpoint's file: which file, which key in it (none for
+    /// a file that is not valid TOML of the format: the parser's message
+    /// shows the line and the key).
+    #[error("endpoint file {file}{}: {message}", if key.is_empty() { String::new() } else { format!(", key `{key}`") })]
+    Endpoint {
+        file: String,
+        key: String,
+        message: String,
+    },
     /// Every problem found at once, one per line.
     #[error("{0}")]
     Several(String),

@@ -16,7 +16,7 @@ use super::coalesce::Coalescer;
 use super::config::UpstreamSettings;
 use super::instance::{CallLimits, Instance, bad_body};
 use super::observe::Observation;
-use super::request::{Outcome, Reply, Target, UpstreamRequest, shape_of};
+use super::request::{BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
 use super::retry::{Hedged, Retried, RetryBudget};
 use super::{Caller, UpstreamError, UpstreamErrorKind, UpstreamHealth, UpstreamName};
 use crate::metrics::Metrics;
@@ -222,18 +222,51 @@ impl Endpoint {
         visible: impl FnOnce(&T) -> bool,
     ) -> Result<Fetched<T>, UpstreamError> {
         let request = UpstreamRequest::get(target).expecting(shape_of::<T>);
-        self.call(caller, &request, |reply| {
+        self.get_with(caller, &request, |body| {
+            let value = self.decode(body)?;
+            if visible(&value) {
+                Ok(value)
+            } else {
+                Err(self.error(UpstreamErrorKind::NotFound))
+            }
+        })
+        .await
+    }
+
+    /// GET `target`, expecting 200 with a body that passes `check` (the
+    /// breaker hears of one that does not), which `decode`
+    /// turns into the caller's value inside the observed call: an error
+    /// it returns (another user's object as `NotFound`, a reply the
+    /// caller cannot use) is reported as what it is, in metrics and
+    /// `Server-Timing` alike. Statuses mean what they mean for
+    /// [`Self::get_json`]; cached, coalesced and retried the same way.
+    pub async fn get_decoded<T>(
+        &self,
+        caller: &Caller,
+        target: Target,
+        check: BodyCheck,
+        decode: impl FnOnce(&[u8]) -> Result<T, UpstreamError>,
+    ) -> Result<Fetched<T>, UpstreamError> {
+        let request = UpstreamRequest::get(target).judged_by(check);
+        self.get_with(caller, &request, decode).await
+    }
+
+    /// A GET whose 200 body `decode` reads; other statuses keep their
+    /// meaning (404 `NotFound`, 400 `Rejected`: an answer about the
+    /// client's request, a bad cursor), inside the observed call.
+    async fn get_with<T>(
+        &self,
+        caller: &Caller,
+        request: &UpstreamRequest,
+        decode: impl FnOnce(&[u8]) -> Result<T, UpstreamError>,
+    ) -> Result<Fetched<T>, UpstreamError> {
+        self.call(caller, request, |reply| {
             let value = match reply.status {
-                StatusCode::OK => self.decode(&reply.body)?,
+                StatusCode::OK => decode(&reply.body)?,
                 StatusCode::NOT_FOUND => return Err(self.error(UpstreamErrorKind::NotFound)),
-                // An answer about the client's request (a bad cursor): it
-                // keeps its meaning, `bad_request`.
                 StatusCode::BAD_REQUEST => return Err(self.error(UpstreamErrorKind::Rejected)),
                 other => return Err(self.error(UpstreamErrorKind::Status(other))),
             };
-            if !visible(&value) {
-                return Err(self.error(UpstreamErrorKind::NotFound));
-            }
             Ok(Fetched {
                 value,
                 freshness: reply.freshness,

@@ -162,7 +162,11 @@ impl Instance {
             .await
             .and_then(|reply| {
                 if reply.status.is_success() {
-                    (request.check)(&reply.body).map_err(|e| bad_body(limits, e))?;
+                    request.check.judge(&reply.body).map_err(|bad| {
+                        let mut error = limits.error(UpstreamErrorKind::BadBody(bad.what));
+                        error.cause = Some(bad.cause);
+                        error
+                    })?;
                 }
                 Ok(reply)
             });

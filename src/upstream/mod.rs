@@ -13,6 +13,7 @@ pub mod cache;
 mod caller;
 mod coalesce;
 pub mod config;
+pub mod contract;
 mod endpoint;
 pub mod guard;
 mod instance;
@@ -32,7 +33,7 @@ pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
 pub use endpoint::Endpoint;
 pub use instance::InstanceHealth;
-pub use request::{BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
+pub use request::{BadReply, BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
 
 use crate::config::types::ConfigError;
 use crate::metrics::Metrics;

@@ -16,7 +16,50 @@ use serde::de::DeserializeOwned;
 use super::cache::{Fetched, Freshness};
 
 /// Judges a 2xx reply's body before the call counts as a success.
-pub type BodyCheck = fn(&[u8]) -> Result<(), serde_json::Error>;
+#[derive(Clone)]
+pub enum BodyCheck {
+    /// The body decodes as a Rust type ([`shape_of`]).
+    Decodes(fn(&[u8]) -> Result<(), serde_json::Error>),
+    /// Any other rule: a declared call's reply schema.
+    Rule(ReplyRule),
+}
+
+/// A rule a 2xx body must pass.
+pub type ReplyRule = Arc<dyn Fn(&[u8]) -> Result<(), BadReply> + Send + Sync>;
+
+impl std::fmt::Debug for BodyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Decodes(_) => "Decodes",
+            Self::Rule(_) => "Rule",
+        })
+    }
+}
+
+impl BodyCheck {
+    pub(super) fn judge(&self, body: &[u8]) -> Result<(), BadReply> {
+        match self {
+            Self::Decodes(decodes) => decodes(body).map_err(|e| BadReply {
+                what: if e.is_data() {
+                    "wrong shape"
+                } else {
+                    "not JSON"
+                },
+                cause: Arc::new(e),
+            }),
+            Self::Rule(rule) => rule(body),
+        }
+    }
+}
+
+/// A 2xx body that is not JSON or not of the expected shape, and why.
+#[derive(Debug, Clone)]
+pub struct BadReply {
+    /// `not JSON` or `wrong shape`: what clients' messages say.
+    pub what: &'static str,
+    /// The decoder's or the schema's own words, for logs.
+    pub cause: Arc<dyn std::error::Error + Send + Sync>,
+}
 
 /// A [`BodyCheck`]: the body decodes as `T`.
 pub fn shape_of<T: DeserializeOwned>(body: &[u8]) -> Result<(), serde_json::Error> {
@@ -66,7 +109,7 @@ impl UpstreamRequest {
             target,
             body: None,
             idempotency_key: None,
-            check: any_body,
+            check: BodyCheck::Decodes(any_body),
         }
     }
 
@@ -95,7 +138,14 @@ impl UpstreamRequest {
 
     /// A 2xx reply whose body fails `check` is a bad reply, counted against
     /// the service like a 5xx (breaker, outlier detection, readiness).
-    pub fn expecting(mut self, check: BodyCheck) -> Self {
+    pub fn expecting(mut self, check: fn(&[u8]) -> Result<(), serde_json::Error>) -> Self {
+        self.check = BodyCheck::Decodes(check);
+        self
+    }
+
+    /// A 2xx reply whose body fails `check` is a bad reply, as with
+    /// [`Self::expecting`].
+    pub fn judged_by(mut self, check: BodyCheck) -> Self {
         self.check = check;
         self
     }

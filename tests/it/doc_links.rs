@@ -85,6 +85,7 @@ fn the_contract_documents_the_order_body_and_every_route() {
         .expect("the contract is in the repo");
     for route in [
         "GET /user-dashboard",
+        "GET /order-history",
         "POST /orders",
         "POST /graphql",
         "GET /healthz",

@@ -10,6 +10,7 @@ mod auth;
 mod browser;
 mod conditional;
 mod config_docs;
+mod declared;
 mod deploy;
 mod doc_links;
 mod graphql;

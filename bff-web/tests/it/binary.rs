@@ -880,3 +880,69 @@ fn a_degraded_part_is_reported_in_the_access_line_not_as_a_warn_per_request() {
     // The circuit opening is worth one line; the 30 degraded replies none.
     assert!(warnings.len() <= 1, "{warnings:#?}");
 }
+
+#[test]
+fn a_broken_endpoint_file_stops_the_start_naming_file_and_key() {
+    const ME: &str = "[calls.me]\nupstream = \"users\"\npath = \"/users/{$auth.sub}\"\n";
+    let cases = [
+        (
+            "cycle",
+            "route = \"/loop\"\n[calls.a]\nupstream = \"users\"\npath = \"/users/{$b.id}\"\n\
+             [calls.b]\nupstream = \"users\"\npath = \"/users/{$a.id}\"\n\
+             [reply]\nshape = \"{}\"\n"
+                .to_owned(),
+            "calls.a",
+            "cycle",
+        ),
+        (
+            "unknown-upstream",
+            "route = \"/stock\"\n[calls.stock]\nupstream = \"inventory\"\npath = \"/items\"\n\
+             [reply]\nshape = \"{}\"\n"
+                .to_owned(),
+            "calls.stock.upstream",
+            "inventory",
+        ),
+        (
+            "bad-template",
+            "route = \"/me\"\n[calls.me]\nupstream = \"users\"\npath = \"/users/u{$auth.sub}\"\n\
+             [reply]\nshape = \"{}\"\n"
+                .to_owned(),
+            "calls.me.path",
+            "placeholder",
+        ),
+        (
+            "bad-expression",
+            format!("route = \"/me\"\n{ME}[reply]\nshape = \"{{name: $me.name,\"\n"),
+            "reply.shape",
+            "expression",
+        ),
+        (
+            "not-in-the-contract",
+            "route = \"/me\"\n[calls.me]\nupstream = \"users\"\npath = \"/usrs/{$auth.sub}\"\n\
+             [reply]\nshape = \"{}\"\n"
+                .to_owned(),
+            "calls.me.path",
+            "OpenAPI",
+        ),
+    ];
+    for (name, text, key, says) in cases {
+        let file = format!("{name}.toml");
+        let dir = bff_testkit::harness::endpoint_dir(&[(&file, &text)]);
+        let output = Command::new(BIN)
+            .env("BFF_LISTEN", "127.0.0.1:0")
+            .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
+            .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
+            .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
+            .env("BFF_AUTH__HS256_SECRET", SECRET)
+            .env("BFF_ENDPOINTS__DIR", &dir)
+            .output()
+            .expect("binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&file) && stderr.contains(key) && stderr.contains(says),
+            "{name}: stderr should name {file}, `{key}` and say `{says}`:\n{stderr}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

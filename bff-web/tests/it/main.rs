@@ -3,4 +3,5 @@
 
 mod binary;
 mod dashboard;
+mod order_history;
 mod screens;

@@ -1,0 +1,265 @@
+//! jq expressions (through jaq): compiled once when an endpoint file loads,
+//! run per request on parsed replies.
+//!
+//! Every value an expression sees is a variable: `$auth`, `$path`,
+//! `$query`, `$headers`, and one per call of the endpoint, named as the
+//! call. Which call variables an expression names is read off its tokens,
+//! so a call that uses another's reply waits for it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use jaq_core::load::lex::{StrPart, Tok, Token};
+use jaq_core::load::{Arena, File, Lexer, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_json::Val;
+
+/// The variables every expression may use besides the calls' own.
+pub const REQUEST_VARS: [&str; 4] = ["auth", "path", "query", "headers"];
+
+type Filter = jaq_core::Filter<data::JustLut<Val>>;
+
+/// A compiled jq expression and the variables it reads, in the order
+/// [`Expr::run`] expects their values.
+pub struct Expr {
+    filter: Filter,
+    /// The variables it was compiled with, without `$`.
+    vars: Vec<String>,
+    /// The source, for errors.
+    source: String,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Expr")
+            .field("source", &self.source)
+            .field("vars", &self.vars)
+            .finish()
+    }
+}
+
+/// Why an expression did not compile: a syntax error or an unknown name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExprError(pub String);
+
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why an expression failed on a request's values.
+#[derive(Debug, Clone)]
+pub struct RunError(pub String);
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl Expr {
+    /// Compiles `code` with the request's variables and the calls named
+    /// in `calls`. A variable that is neither is an error here, at load.
+    pub fn compile(code: &str, calls: &BTreeSet<String>) -> Result<Self, ExprError> {
+        let vars: Vec<String> = REQUEST_VARS
+            .iter()
+            .map(|v| (*v).to_owned())
+            .chain(calls.iter().cloned())
+            .collect();
+        let dollar: Vec<String> = vars.iter().map(|v| format!("${v}")).collect();
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let loader = Loader::new(defs);
+        let arena = Arena::default();
+        let modules = loader
+            .load(&arena, File { code, path: () })
+            .map_err(|errors| ExprError(load_errors(&errors)))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .with_global_vars(dollar.iter().map(String::as_str))
+            .compile(modules)
+            .map_err(|errors| {
+                let names: Vec<String> = errors
+                    .iter()
+                    .flat_map(|(_, undefined)| undefined.iter())
+                    .map(|(name, kind)| format!("undefined {} `{name}`", kind.as_str()))
+                    .collect();
+                ExprError(names.join(", "))
+            })?;
+        Ok(Self {
+            filter,
+            vars,
+            source: code.to_owned(),
+        })
+    }
+
+    /// The calls `code` reads (`$name` tokens naming one of `calls`). A
+    /// local binding that shadows a call's name counts too: that only
+    /// orders the calls, it never misses a dependency.
+    pub fn calls_read(code: &str, calls: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        if let Ok(tokens) = Lexer::new(code).lex() {
+            collect_vars(&tokens, calls, &mut found);
+        }
+        found
+    }
+
+    /// Runs the expression: `values` gives each variable's value by name
+    /// (missing ones are `null`). Every output, in order.
+    pub fn run<'a>(
+        &self,
+        input: Val,
+        values: impl Fn(&str) -> Option<&'a Val>,
+    ) -> Result<Vec<Val>, RunError> {
+        let vars = Vars::new(
+            self.vars
+                .iter()
+                .map(|name| values(name).cloned().unwrap_or(Val::Null)),
+        );
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, vars);
+        self.filter
+            .id
+            .run((ctx, input))
+            .map(jaq_core::unwrap_valr)
+            .map(|out| out.map_err(|e| RunError(format!("`{}` failed: {e}", self.source))))
+            .collect()
+    }
+
+    /// Runs the expression for exactly one output.
+    pub fn run_one<'a>(
+        &self,
+        input: Val,
+        values: impl Fn(&str) -> Option<&'a Val>,
+    ) -> Result<Val, RunError> {
+        let mut outputs = self.run(input, values)?;
+        match outputs.len() {
+            1 => Ok(outputs.pop().unwrap_or(Val::Null)),
+            n => Err(RunError(format!(
+                "`{}` gave {n} values where one was expected",
+                self.source
+            ))),
+        }
+    }
+}
+
+fn collect_vars(tokens: &[Token<&str>], calls: &BTreeSet<String>, found: &mut BTreeSet<String>) {
+    for Token(text, tok) in tokens {
+        match tok {
+            Tok::Var => {
+                if let Some(name) = text.strip_prefix('$')
+                    && calls.contains(name)
+                {
+                    found.insert(name.to_owned());
+                }
+            }
+            Tok::Block(inner) => collect_vars(inner, calls, found),
+            Tok::Str(parts) => {
+                for part in parts {
+                    if let StrPart::Term(inner) = part {
+                        collect_vars(std::slice::from_ref(inner), calls, found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn load_errors<P>(errors: &jaq_core::load::Errors<&str, P>) -> String {
+    use jaq_core::load::Error;
+    let mut messages = Vec::new();
+    for (_, error) in errors {
+        match error {
+            Error::Io(io) => messages.extend(io.iter().map(|(_, e)| e.clone())),
+            Error::Lex(lex) => {
+                messages.extend(lex.iter().map(|(expect, at)| {
+                    format!("expected {} at `{}`", expect.as_str(), excerpt(at))
+                }))
+            }
+            Error::Parse(parse) => {
+                messages.extend(parse.iter().map(|(expect, at)| {
+                    format!("expected {} at `{}`", expect.as_str(), excerpt(at))
+                }))
+            }
+        }
+    }
+    if messages.is_empty() {
+        "is not a valid jq expression".to_owned()
+    } else {
+        messages.join(", ")
+    }
+}
+
+/// The first few characters where an error was found.
+fn excerpt(at: &str) -> &str {
+    let end = at.char_indices().nth(20).map_or(at.len(), |(i, _)| i);
+    if at.is_empty() { "the end" } else { &at[..end] }
+}
+
+/// A value as text for a URL: strings as they are, numbers and booleans
+/// printed, arrays joined by `,`; `None` for `null`.
+pub fn as_text(value: &Val) -> Option<String> {
+    match value {
+        Val::Null => None,
+        Val::TStr(bytes) | Val::BStr(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Val::Arr(items) => Some(
+            items
+                .iter()
+                .filter_map(as_text)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A string value.
+pub fn text(s: &str) -> Val {
+    Val::utf8_str(s.to_owned().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn reads_the_calls_an_expression_names_and_nothing_else() {
+        let calls = calls(&["orders", "users"]);
+        let read = Expr::calls_read(
+            r#"{a: $orders.x, b: "$users", c: "\($users.name)", d: $auth}"#,
+            &calls,
+        );
+        assert_eq!(read, self::calls(&["orders", "users"]));
+        assert!(Expr::calls_read("$auth.sub", &calls).is_empty());
+    }
+
+    #[test]
+    fn compiles_once_and_runs_with_variables() {
+        let expr =
+            Expr::compile("[$orders.orders[] | .q] | add", &calls(&["orders"])).expect("compiles");
+        let orders =
+            jaq_json::read::parse_single(br#"{"orders":[{"q":2},{"q":3}]}"#).expect("json");
+        let out = expr
+            .run_one(Val::Null, |name| (name == "orders").then_some(&orders))
+            .expect("runs");
+        assert_eq!(out.to_string(), "5");
+    }
+
+    #[test]
+    fn unknown_variables_and_bad_syntax_are_load_errors() {
+        let error = Expr::compile("$nope.x", &calls(&[])).expect_err("unknown");
+        assert!(error.0.contains("$nope"), "{error}");
+        assert!(Expr::compile("{a: }", &calls(&[])).is_err());
+    }
+}

@@ -1,0 +1,504 @@
+//! Compiling an endpoint file into what a request runs: upstreams looked
+//! up, templates parsed, expressions compiled, the call graph ordered and
+//! checked for cycles. Everything that can be wrong with a file is found
+//! here, at load, with the file and key named.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::http::{HeaderName, HeaderValue};
+use jaq_json::Val;
+
+use super::expr::{Expr, REQUEST_VARS, text};
+use super::spec::{BatchSpec, CachePolicy, CallSpec, DeprecationSpec, EndpointSpec};
+use crate::config::ConfigError;
+use crate::rate_limit::RateLimiter;
+use crate::upstream::contract::{Contract, Shape};
+use crate::upstream::{BadReply, BodyCheck, Endpoint, UpstreamName, Upstreams, shape_of};
+
+/// Variables of the request that come from the client: a call reading
+/// one states who may see its reply (`visible_if`).
+const CLIENT_VARS: [&str; 3] = ["path", "query", "headers"];
+
+/// The variable a batched call's templates read its chunk of ids from.
+pub const IDS_VAR: &str = "ids";
+
+/// One declared endpoint, ready to serve.
+#[derive(Debug)]
+pub struct DeclaredEndpoint {
+    /// The file it came from (`user-dashboard.toml`).
+    pub file: Arc<str>,
+    /// Where it is mounted: its route, under `/v<n>` when versioned.
+    pub route: String,
+    /// The file as written, for documentation.
+    pub spec: EndpointSpec,
+    pub(super) scopes: Vec<String>,
+    pub(super) limiter: Option<Arc<RateLimiter>>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) cache_control: Option<HeaderValue>,
+    pub(super) deprecation: Option<Deprecation>,
+    pub(super) query_params: Vec<String>,
+    pub(super) headers: Vec<HeaderName>,
+    pub(super) calls: Vec<Call>,
+    pub(super) reply: Expr,
+}
+
+/// The headers a deprecated route's replies carry.
+#[derive(Debug, Clone)]
+pub(super) struct Deprecation {
+    pub deprecation: HeaderValue,
+    pub sunset: HeaderValue,
+    pub link: Option<HeaderValue>,
+}
+
+/// One upstream call of an endpoint.
+#[derive(Debug)]
+pub(super) struct Call {
+    /// Its name: the `$name` others read it by, its `degraded` source.
+    pub name: UpstreamName,
+    pub endpoint: Endpoint,
+    pub required: bool,
+    /// The calls it waits for, by index.
+    pub deps: Vec<usize>,
+    pub path: Vec<Piece>,
+    pub query: Vec<(String, Piece)>,
+    pub visible_if: Option<Expr>,
+    pub batch: Option<Batch>,
+    /// How a reply is judged before the call counts as a success.
+    pub check: BodyCheck,
+    /// Every variable its expressions read besides the request's: what a
+    /// started call carries along.
+    pub reads: Vec<String>,
+}
+
+/// A piece of a template: as written, or computed.
+#[derive(Debug)]
+pub(super) enum Piece {
+    Literal(String),
+    Expr(Expr),
+}
+
+/// A batched lookup.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub ids: Expr,
+    pub max: usize,
+    pub items: Expr,
+    /// The item field holding the id, as a jq string.
+    pub key: Val,
+}
+
+/// Reports problems in one file.
+struct Problems<'a> {
+    file: &'a str,
+}
+
+impl Problems<'_> {
+    fn at(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Endpoint {
+            file: self.file.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and compiles the endpoint file `file` (its name, for errors)
+/// holding `text`, against the configured `upstreams`.
+pub fn compile(
+    file: &str,
+    text_of_file: &str,
+    upstreams: &Upstreams,
+    contracts: &BTreeMap<String, Contract>,
+    upstream_deadline: Duration,
+) -> Result<DeclaredEndpoint, ConfigError> {
+    let problems = Problems { file };
+    let spec: EndpointSpec =
+        toml::from_str(text_of_file).map_err(|e| problems.at("", e.to_string()))?;
+    if !spec.method.eq_ignore_ascii_case("GET") {
+        return Err(problems.at(
+            "method",
+            "only GET can be declared: a mutation is a Rust handler",
+        ));
+    }
+    let route = mounted_route(&spec, &problems)?;
+    let names: BTreeSet<String> = spec.calls.keys().cloned().collect();
+    if spec.calls.is_empty() {
+        return Err(problems.at("calls", "an endpoint makes at least one call"));
+    }
+    let mut calls = Vec::with_capacity(spec.calls.len());
+    for (name, call) in &spec.calls {
+        let contract = contracts.get(&call.upstream);
+        calls.push(compile_call(
+            name, call, &names, upstreams, contract, &problems,
+        )?);
+    }
+    let index = |name: &str| spec.calls.get_index_of(name);
+    for (call, (name, spec_call)) in calls.iter_mut().zip(&spec.calls) {
+        let mut deps: Vec<usize> = call_sources(spec_call)
+            .into_iter()
+            .flat_map(|code| Expr::calls_read(code, &names))
+            .filter_map(|dep| index(&dep))
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        if deps.contains(&index(name).unwrap_or(usize::MAX)) {
+            return Err(problems.at(format!("calls.{name}"), "reads its own reply"));
+        }
+        call.reads = deps
+            .iter()
+            .filter_map(|&i| spec.calls.get_index(i).map(|(n, _)| n.clone()))
+            .collect();
+        call.deps = deps;
+    }
+    if let Some(cycle) = find_cycle(&calls) {
+        let path: Vec<&str> = cycle.iter().map(|&i| calls[i].name.as_str()).collect();
+        return Err(problems.at(
+            format!("calls.{}", path[0]),
+            format!(
+                "the calls wait for each other in a cycle: {}",
+                path.join(" → ")
+            ),
+        ));
+    }
+    let reply = Expr::compile(&spec.reply.shape, &names)
+        .map_err(|e| problems.at("reply.shape", format!("is not a valid expression: {e}")))?;
+    let limiter = spec.rate_limit.map(|quota| {
+        let limiter = Arc::new(RateLimiter::with_quota(quota.per_second, quota.burst));
+        RateLimiter::spawn_pruner(&limiter, Duration::from_secs(60));
+        limiter
+    });
+    let deprecation = spec
+        .deprecated
+        .as_ref()
+        .map(|d| deprecation_headers(d, &problems))
+        .transpose()?;
+    let headers = spec
+        .request
+        .headers
+        .iter()
+        .map(|name| {
+            HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
+                problems.at("request.headers", format!("`{name}` is not a header name"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if spec.timeout.is_some_and(|t| t.is_zero()) {
+        return Err(problems.at("timeout", "must be longer than zero"));
+    }
+    Ok(DeclaredEndpoint {
+        file: file.into(),
+        route,
+        scopes: spec.auth.scopes.clone(),
+        limiter,
+        timeout: Some(spec.timeout.unwrap_or(upstream_deadline)),
+        cache_control: match spec.cache {
+            CachePolicy::NoStore => None,
+            CachePolicy::PrivateNoCache => Some(HeaderValue::from_static("private, no-cache")),
+        },
+        deprecation,
+        query_params: spec.request.query.clone(),
+        headers,
+        calls,
+        reply,
+        spec,
+    })
+}
+
+/// The route as mounted: `/v2/user-dashboard` for version 2.
+fn mounted_route(spec: &EndpointSpec, problems: &Problems<'_>) -> Result<String, ConfigError> {
+    let route = &spec.route;
+    if !route.starts_with('/') || route.contains("//") || route.contains(['?', '#', '*']) {
+        return Err(problems.at(
+            "route",
+            "must be a path such as `/user-dashboard` or `/orders/{id}`",
+        ));
+    }
+    Ok(match spec.version {
+        Some(version) => format!("/v{version}{route}"),
+        None => route.clone(),
+    })
+}
+
+/// The jq sources of a call that may read other calls.
+fn call_sources(call: &CallSpec) -> Vec<&str> {
+    let mut sources: Vec<&str> = call.path.split('/').filter_map(placeholder).collect();
+    sources.extend(call.query.values().filter_map(|v| placeholder(v)));
+    sources.extend(call.visible_if.as_deref());
+    if let Some(batch) = &call.batch {
+        sources.push(&batch.ids);
+    }
+    sources
+}
+
+/// The jq source of a `{...}` placeholder filling a whole piece.
+fn placeholder(piece: &str) -> Option<&str> {
+    piece
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+}
+
+fn compile_call(
+    name: &str,
+    call: &CallSpec,
+    names: &BTreeSet<String>,
+    upstreams: &Upstreams,
+    contract: Option<&Contract>,
+    problems: &Problems<'_>,
+) -> Result<Call, ConfigError> {
+    let key = |k: &str| format!("calls.{name}.{k}");
+    if !is_identifier(name) {
+        return Err(problems.at(
+            format!("calls.{name}"),
+            "a call's name is a jq variable: letters, digits and `_`, not starting with a digit",
+        ));
+    }
+    if REQUEST_VARS.contains(&name) || name == IDS_VAR {
+        return Err(problems.at(
+            format!("calls.{name}"),
+            format!("`{name}` is reserved for the request's own values"),
+        ));
+    }
+    let endpoint = upstreams.endpoint(&call.upstream).map_err(|_| {
+        problems.at(
+            key("upstream"),
+            format!(
+                "names upstream `{}`, which is not configured (`upstreams.{}.url`)",
+                call.upstream, call.upstream
+            ),
+        )
+    })?;
+    let mut vars = names.clone();
+    if call.batch.is_some() {
+        vars.insert(IDS_VAR.to_owned());
+    }
+    let compile = |k: String, code: &str| {
+        Expr::compile(code, &vars).map_err(|e| problems.at(k, format!("`{code}`: {e}")))
+    };
+    if !call.path.starts_with('/') {
+        return Err(problems.at(key("path"), "must start with `/`"));
+    }
+    let mut path = Vec::new();
+    for segment in call.path.split('/').skip(1) {
+        path.push(piece(segment, &key("path"), &compile, problems)?);
+    }
+    let reply_shape = match contract {
+        Some(contract) => {
+            let pattern: Vec<Option<&str>> = path
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Literal(text) => Some(text.as_str()),
+                    Piece::Expr(_) => None,
+                })
+                .collect();
+            let shape = contract.get_reply(&pattern).ok_or_else(|| {
+                problems.at(
+                    key("path"),
+                    format!(
+                        "GET {} is not an operation of upstream `{}` (its OpenAPI contract)",
+                        call.path, call.upstream
+                    ),
+                )
+            })?;
+            Some(shape.clone())
+        }
+        None => None,
+    };
+    let mut query = Vec::new();
+    for (param, value) in &call.query {
+        query.push((
+            param.clone(),
+            piece(value, &key(&format!("query.{param}")), &compile, problems)?,
+        ));
+    }
+    let reads_client = call_sources(call)
+        .into_iter()
+        .any(|code| !Expr::calls_read(code, &client_vars()).is_empty());
+    if reads_client && call.visible_if.is_none() {
+        return Err(problems.at(
+            key("visible_if"),
+            "is required: this call takes a value from the client, so say who may see its reply \
+             (e.g. `.userId == $auth.sub`, or `true` for public data)",
+        ));
+    }
+    let visible_if = call
+        .visible_if
+        .as_deref()
+        .map(|code| compile(key("visible_if"), code))
+        .transpose()?;
+    let batch = call
+        .batch
+        .as_ref()
+        .map(|b| compile_batch(b, name, &compile))
+        .transpose()?;
+    Ok(Call {
+        name: UpstreamName::new(name),
+        check: reply_check(reply_shape),
+        endpoint,
+        required: call.required,
+        deps: Vec::new(),
+        path,
+        query,
+        visible_if,
+        batch,
+        reads: Vec::new(),
+    })
+}
+
+fn client_vars() -> BTreeSet<String> {
+    CLIENT_VARS.iter().map(|v| (*v).to_owned()).collect()
+}
+
+fn compile_batch(
+    batch: &BatchSpec,
+    name: &str,
+    compile: &impl Fn(String, &str) -> Result<Expr, ConfigError>,
+) -> Result<Batch, ConfigError> {
+    let key = |k: &str| format!("calls.{name}.batch.{k}");
+    Ok(Batch {
+        ids: compile(key("ids"), &batch.ids)?,
+        max: batch.max.get(),
+        items: compile(key("items"), &batch.items)?,
+        key: text(&batch.key),
+    })
+}
+
+/// A template piece: `{expr}` filling it whole, or a literal without braces.
+fn piece(
+    template: &str,
+    key: &str,
+    compile: &impl Fn(String, &str) -> Result<Expr, ConfigError>,
+    problems: &Problems<'_>,
+) -> Result<Piece, ConfigError> {
+    if let Some(code) = placeholder(template) {
+        return Ok(Piece::Expr(compile(key.to_owned(), code)?));
+    }
+    if template.contains(['{', '}']) {
+        return Err(problems.at(
+            key,
+            format!("`{template}`: a `{{...}}` placeholder fills a whole path segment or value"),
+        ));
+    }
+    Ok(Piece::Literal(template.to_owned()))
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A cycle in the calls' waits, as indexes from its first call back to it.
+fn find_cycle(calls: &[Call]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        calls: &[Call],
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        marks[i] = Mark::Open;
+        stack.push(i);
+        for &dep in &calls[i].deps {
+            match marks[dep] {
+                Mark::Open => {
+                    let from = stack.iter().position(|&s| s == dep).unwrap_or(0);
+                    let mut cycle = stack[from..].to_vec();
+                    cycle.push(dep);
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(cycle) = visit(dep, calls, marks, stack) {
+                        return Some(cycle);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; calls.len()];
+    let mut stack = Vec::new();
+    (0..calls.len()).find_map(|i| {
+        if marks[i] == Mark::New {
+            visit(i, calls, &mut marks, &mut stack)
+        } else {
+            None
+        }
+    })
+}
+
+/// A reply is judged by its contract's schema: one of the wrong shape
+/// counts against the service (breaker, outliers, readiness) like a 5xx.
+/// Without a contract, any JSON passes.
+fn reply_check(shape: Option<Shape>) -> BodyCheck {
+    match shape {
+        None => BodyCheck::Decodes(shape_of::<serde::de::IgnoredAny>),
+        Some(shape) => BodyCheck::Rule(Arc::new(move |body: &[u8]| {
+            let value = jaq_json::read::parse_single(body).map_err(|e| BadReply {
+                what: "not JSON",
+                cause: Arc::new(e),
+            })?;
+            shape.check(&value).map_err(|e| BadReply {
+                what: "wrong shape",
+                cause: Arc::new(e),
+            })
+        })),
+    }
+}
+
+/// `Deprecation: @<seconds>` (RFC 9745), `Sunset: <HTTP-date>` (RFC 8594),
+/// `Link: <successor>; rel="successor-version"`.
+fn deprecation_headers(
+    spec: &DeprecationSpec,
+    problems: &Problems<'_>,
+) -> Result<Deprecation, ConfigError> {
+    let since = date(&spec.since).map_err(|e| problems.at("deprecated.since", e))?;
+    let sunset = date(&spec.sunset).map_err(|e| problems.at("deprecated.sunset", e))?;
+    let seconds = since
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| problems.at("deprecated.since", "is before 1970"))?
+        .as_secs();
+    let link = spec
+        .successor
+        .as_deref()
+        .map(|successor| {
+            if !successor.starts_with('/') || successor.contains(['<', '>', '"', ' ']) {
+                return Err(problems.at(
+                    "deprecated.successor",
+                    "must be a path such as `/v2/user-dashboard`",
+                ));
+            }
+            HeaderValue::try_from(format!("<{successor}>; rel=\"successor-version\""))
+                .map_err(|_| problems.at("deprecated.successor", "is not a valid header value"))
+        })
+        .transpose()?;
+    Ok(Deprecation {
+        deprecation: HeaderValue::try_from(format!("@{seconds}"))
+            .map_err(|_| problems.at("deprecated.since", "is not a date"))?,
+        sunset: HeaderValue::try_from(httpdate::fmt_http_date(sunset))
+            .map_err(|_| problems.at("deprecated.sunset", "is not a date"))?,
+        link,
+    })
+}
+
+/// `2027-06-30` (midnight UTC) or an RFC 3339 time.
+fn date(text: &str) -> Result<SystemTime, String> {
+    let full = if text.contains('T') {
+        text.to_owned()
+    } else {
+        format!("{text}T00:00:00Z")
+    };
+    humantime::parse_rfc3339(&full)
+        .map_err(|e| format!("`{text}` is not a date such as `2027-06-30`: {e}"))
+}
