@@ -12,6 +12,8 @@ pub struct Args {
     pub demo: bool,
     /// `--print-schema`: print the GraphQL SDL and exit.
     pub print_schema: bool,
+    /// `--print-openapi`: print the OpenAPI document and exit.
+    pub print_openapi: bool,
     /// `--check`: check the configuration as start-up would, then exit.
     pub check: bool,
     /// `--help`.
@@ -21,12 +23,13 @@ pub struct Args {
 /// The usage text, for `--help` and for flag errors.
 pub fn usage(name: &str) -> String {
     format!(
-        "usage: {name} [--config PATH] [--demo] [--check] [--print-schema]\n\n\
+        "usage: {name} [--config PATH] [--demo] [--check] [--print-schema] [--print-openapi]\n\n\
          --config PATH  TOML file over the built-in defaults; BFF_* environment\n\
          \x20              variables override both (BFF_UPSTREAMS__CATALOG__URL = upstreams.catalog.url)\n\
          --demo         start built-in upstreams with seeded data and print a token\n\
          \x20              (development profile: GraphiQL, introspection)\n\
          --print-schema print the GraphQL schema (SDL) and exit\n\
+         --print-openapi print the REST API's OpenAPI document (built-in endpoints) and exit\n\
          --help         this text\n"
     )
 }
@@ -43,6 +46,7 @@ impl Args {
             match arg.as_str() {
                 "--demo" => parsed.demo = true,
                 "--print-schema" => parsed.print_schema = true,
+                "--print-openapi" => parsed.print_openapi = true,
                 "--check" => parsed.check = true,
                 "--help" | "-h" => parsed.help = true,
                 "--config" => {

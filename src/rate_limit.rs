@@ -84,6 +84,7 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<LimitKey, StateInformationMiddleware>,
+    per_second: NonZeroU32,
     burst: u32,
     replenish_one: Duration,
 }
@@ -104,6 +105,7 @@ impl RateLimiter {
         Self {
             limiter: governor::RateLimiter::keyed(quota)
                 .with_middleware::<StateInformationMiddleware>(),
+            per_second,
             burst: burst.get(),
             replenish_one: quota.replenish_interval(),
         }
@@ -123,6 +125,14 @@ impl RateLimiter {
                 retry_after: not_until.wait_time_from(self.limiter.clock().now()),
             },
         }
+    }
+
+    /// The quota it was made with: (per second, burst).
+    pub fn quota(&self) -> (NonZeroU32, NonZeroU32) {
+        (
+            self.per_second,
+            NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN),
+        )
     }
 
     /// The quota's burst: what `RateLimit-Limit` advertises.
@@ -173,6 +183,52 @@ impl RateLimiter {
         self.write_headers(headers, 0, full);
         headers.insert(axum::http::header::RETRY_AFTER, seconds_header(retry_after));
         response
+    }
+}
+
+/// Each declared route's own quota state, by route and quota, kept across
+/// config reloads: a route whose quota did not change keeps counting where
+/// it was; a changed quota starts afresh.
+#[derive(Debug, Default)]
+pub struct RouteLimiters {
+    limiters: std::sync::Mutex<std::collections::HashMap<RouteQuota, (Arc<RateLimiter>, u64)>>,
+}
+
+/// (route, per second, burst): the key of a route's limiter, which maps to
+/// the limiter and the last config generation that used it.
+type RouteQuota = (String, u32, u32);
+
+impl RouteLimiters {
+    /// The limiter of `route` with this quota for config `generation`,
+    /// made (and pruned every `prune_every`) on first use. Call inside the
+    /// runtime.
+    pub fn get(
+        &self,
+        route: &str,
+        (per_second, burst): (NonZeroU32, NonZeroU32),
+        generation: u64,
+        prune_every: Duration,
+    ) -> Arc<RateLimiter> {
+        let key = (route.to_owned(), per_second.get(), burst.get());
+        let mut limiters = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = limiters.entry(key).or_insert_with(|| {
+            let limiter = Arc::new(RateLimiter::with_quota(per_second, burst));
+            RateLimiter::spawn_pruner(&limiter, prune_every);
+            (limiter, generation)
+        });
+        entry.1 = entry.1.max(generation);
+        entry.0.clone()
+    }
+
+    /// Drops the limiters no config since `generation` uses.
+    pub fn retain_since(&self, generation: u64) {
+        self.limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, (_, used)| *used >= generation);
     }
 }
 

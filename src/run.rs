@@ -13,9 +13,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cli::{Args, usage};
-use crate::config::{Config, ConfigError, ConfigSources, LogFormat, Profile};
+use crate::config::{Config, ConfigError, ConfigSources, EndpointsConfig, LogFormat, Profile};
 use crate::demo_token::TokenMint;
 use crate::listener::serve;
+use crate::openapi::ApiDocument;
 use crate::server::AppState;
 use crate::telemetry::{self, otel};
 
@@ -31,6 +32,9 @@ pub struct BffSpec {
     pub app: fn(AppState) -> Result<Router, ConfigError>,
     /// The route the demo's ready-to-paste `curl` line calls.
     pub demo_path: &'static str,
+    /// The REST API's OpenAPI document from these endpoint files, for
+    /// `/openapi.json` and `--print-openapi`.
+    pub openapi: fn(&EndpointsConfig) -> Result<ApiDocument, ConfigError>,
     /// The GraphQL schema as SDL, for `--print-schema`.
     pub schema_sdl: fn() -> String,
     /// Starts built-in upstreams for `--demo`; `None` in a build without
@@ -72,6 +76,18 @@ pub fn main(spec: BffSpec) -> ExitCode {
     if args.print_schema {
         print!("{}", (spec.schema_sdl)());
         return ExitCode::SUCCESS;
+    }
+    if args.print_openapi {
+        return match (spec.openapi)(&EndpointsConfig::default()) {
+            Ok(document) => {
+                let _ = std::io::stdout().write_all(document.text());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{}: {error}", spec.name);
+                ExitCode::FAILURE
+            }
+        };
     }
     let config = match Config::load_unvalidated(&ConfigSources {
         defaults_toml: spec.default_config,

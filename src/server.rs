@@ -28,7 +28,11 @@ use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
 use crate::header_limits::{HeaderLimits, enforce_header_limits};
 use crate::metrics::Metrics;
-use crate::rate_limit::{RateLimiter, RateLimits, enforce_ip_limit, enforce_rate_limit};
+use crate::openapi::ApiDocument;
+use crate::rate_limit::{
+    RateLimiter, RateLimits, RouteLimiters, enforce_ip_limit, enforce_rate_limit,
+};
+use crate::reload::ReloadStatus;
 use crate::request_context::attach_request_context;
 use crate::telemetry::access::{observe, tag_route};
 use crate::upstream::Upstreams;
@@ -47,26 +51,78 @@ struct Inner {
     rate_limits: RateLimits,
     trusted_proxies: TrustedProxies,
     metrics: Arc<Metrics>,
-    draining: AtomicBool,
+    /// This state's config generation: 1 at start, one more per reload.
+    generation: u64,
+    /// What every generation shares.
+    lasting: Arc<Lasting>,
     /// Set in `--demo` only: serves `GET /demo/token`.
     token_mint: Option<Arc<dyn crate::demo_token::TokenMint>>,
+}
+
+/// What outlives a config reload, shared by every generation of the state.
+#[derive(Debug, Default)]
+struct Lasting {
+    draining: AtomicBool,
+    reloads: ReloadStatus,
+    route_limiters: RouteLimiters,
 }
 
 impl AppState {
     /// Builds clients, keys and limiter from a validated config. Must run
     /// inside a Tokio runtime: it starts the limiter's pruning task.
     pub fn new(name: &'static str, config: Config) -> Result<Self, ConfigError> {
-        let metrics = Arc::new(Metrics::new(name));
-        let upstreams = Upstreams::from_config(&config.upstreams, &metrics)?;
+        Self::build(name, config, None)
+    }
+
+    /// The state for a reloaded `config`, succeeding this one: the same
+    /// metrics, draining flag, reload status and route quotas; each
+    /// upstream whose settings did not change keeps its endpoint (breakers,
+    /// cache, pooled connections), and a quota that did not change keeps
+    /// its counts. Keys and API keys are built afresh.
+    pub fn succeeding(&self, config: Config) -> Result<Self, ConfigError> {
+        Self::build(self.0.name, config, Some(self))
+    }
+
+    fn build(
+        name: &'static str,
+        config: Config,
+        previous: Option<&AppState>,
+    ) -> Result<Self, ConfigError> {
+        let metrics =
+            previous.map_or_else(|| Arc::new(Metrics::new(name)), |p| p.0.metrics.clone());
+        let upstreams = match previous {
+            Some(p) => Upstreams::succeeding(
+                &config.upstreams,
+                &metrics,
+                p.upstreams(),
+                &p.config().upstreams,
+            )?,
+            None => Upstreams::from_config(&config.upstreams, &metrics)?,
+        };
         for (upstream, _) in upstreams.health() {
             metrics.prime_upstream(upstream.as_str());
         }
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys)?;
-        let rate_limiter = Arc::new(RateLimiter::per_subject(&config.rate_limit));
-        RateLimiter::spawn_pruner(&rate_limiter, config.rate_limit.prune_interval);
-        let ip_rate_limiter = Arc::new(RateLimiter::per_ip(&config.rate_limit));
-        RateLimiter::spawn_pruner(&ip_rate_limiter, config.rate_limit.prune_interval);
+        let quota = &config.rate_limit;
+        let kept = |limiter: fn(&RateLimits) -> &Arc<RateLimiter>, per_second, burst| {
+            previous
+                .map(|p| limiter(&p.0.rate_limits))
+                .filter(|l| l.quota() == (per_second, burst))
+                .cloned()
+        };
+        let rate_limiter =
+            kept(|l| &l.per_subject, quota.per_second, quota.burst).unwrap_or_else(|| {
+                let limiter = Arc::new(RateLimiter::per_subject(quota));
+                RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
+                limiter
+            });
+        let ip_rate_limiter = kept(|l| &l.per_ip, quota.per_ip_per_second, quota.per_ip_burst)
+            .unwrap_or_else(|| {
+                let limiter = Arc::new(RateLimiter::per_ip(quota));
+                RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
+                limiter
+            });
         let trusted_proxies = TrustedProxies(config.http.trusted_proxies.clone().into());
         Ok(Self(Arc::new(Inner {
             name,
@@ -83,9 +139,26 @@ impl AppState {
             },
             trusted_proxies,
             metrics,
-            draining: AtomicBool::new(false),
-            token_mint: None,
+            generation: previous.map_or(1, |p| p.0.generation + 1),
+            lasting: previous.map_or_else(Arc::default, |p| p.0.lasting.clone()),
+            token_mint: previous.and_then(|p| p.0.token_mint.clone()),
         })))
+    }
+
+    /// This state's config generation: 1 for the config loaded at start.
+    pub fn generation(&self) -> u64 {
+        self.0.generation
+    }
+
+    /// The reload status every generation shares: the generation being
+    /// served, the last failed reload.
+    pub fn reloads(&self) -> &ReloadStatus {
+        &self.0.lasting.reloads
+    }
+
+    /// Declared routes' own quotas, kept across reloads.
+    pub fn route_limiters(&self) -> &RouteLimiters {
+        &self.0.lasting.route_limiters
     }
 
     /// The BFF's name (`bff-web`, `bff-mobile`).
@@ -132,7 +205,7 @@ impl AppState {
     /// From now on `/readyz` fails, so load balancers stop sending traffic
     /// while in-flight requests finish.
     pub fn start_draining(&self) {
-        self.0.draining.store(true, Ordering::Relaxed);
+        self.0.lasting.draining.store(true, Ordering::Relaxed);
     }
 
     /// Serves `GET /demo/token` with `mint`: for `--demo` only. Call it
@@ -145,7 +218,7 @@ impl AppState {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.draining.load(Ordering::Relaxed)
+        self.0.lasting.draining.load(Ordering::Relaxed)
     }
 }
 
@@ -193,8 +266,9 @@ impl FromRef<AppState> for Arc<Metrics> {
 }
 
 /// The whole application: operations endpoints, the BFF's authenticated
-/// `routes` behind auth and rate limiting, and the shared layer stack.
-pub fn router(state: AppState, routes: Router<AppState>) -> Router {
+/// `routes` behind auth and rate limiting, `api` (the routes' OpenAPI
+/// document) at `/openapi.json`, and the shared layer stack.
+pub fn router(state: AppState, routes: Router<AppState>, api: ApiDocument) -> Router {
     // Layers added later run first: the reply is marked private, the client
     // IP is counted, the token verified, then its subject counted.
     let authenticated = routes
@@ -223,6 +297,13 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
         .merge(authenticated)
         .merge(demo_routes(&state))
         .merge(crate::status::routes(&state));
+    if state.config().http.openapi {
+        // No token: the document describes the API and holds no data.
+        router = router.route(
+            "/openapi.json",
+            get(move || std::future::ready(api.response())),
+        );
+    }
     if state.config().profile == Profile::Development {
         // GraphiQL's own scripts and stylesheet, no token needed.
         router = router.merge(crate::graphql::ide::routes());
@@ -343,6 +424,10 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     Ok(axum::Json(serde_json::json!({
         "status": "ready",
         "bff": state.name(),
+        "config": {
+            "generation": state.reloads().active(),
+            "lastReloadError": state.reloads().last_error(),
+        },
         "upstreams": upstreams,
     })))
 }

@@ -9,8 +9,10 @@ pub mod graphql;
 use axum::routing::post;
 use axum::{Extension, Router};
 use bff_core::AppState;
-use bff_core::config::ConfigError;
+use bff_core::config::{ConfigError, EndpointsConfig};
+use bff_core::declared::Declared;
 use bff_core::graphql::GraphQlEndpoint;
+use bff_core::openapi::ApiDocument;
 use bff_core::run::BffSpec;
 use bff_shop::ShopClients;
 
@@ -26,6 +28,7 @@ pub const SPEC: BffSpec = BffSpec {
     name: "bff-mobile",
     default_config: DEFAULT_CONFIG,
     app,
+    openapi,
     demo_path: "/user-dashboard",
     schema_sdl: graphql::sdl,
     #[cfg(feature = "demo")]
@@ -37,12 +40,35 @@ pub const SPEC: BffSpec = BffSpec {
 /// The whole application, ready to serve: tests call this too.
 /// An error when the config lacks an upstream its routes call.
 pub fn app(state: AppState) -> Result<Router, ConfigError> {
-    let routes = routes(&state)?;
-    Ok(bff_core::server::router(state, routes))
+    let declared = Declared::load(&state.config().endpoints, ENDPOINTS, bff_shop::CONTRACTS)?;
+    let routes = routes(&state, &declared)?;
+    Ok(bff_core::server::router(state, routes, document(&declared)))
+}
+
+/// This BFF's OpenAPI document for the endpoint files `config` names
+/// (committed as `openapi/bff-mobile.json`, `bff-mobile --print-openapi`).
+pub fn openapi(config: &EndpointsConfig) -> Result<ApiDocument, ConfigError> {
+    Ok(document(&Declared::load(
+        config,
+        ENDPOINTS,
+        bff_shop::CONTRACTS,
+    )?))
+}
+
+/// The declared endpoints, `POST /orders` and GraphQL, described.
+fn document(declared: &Declared) -> ApiDocument {
+    let mut rust_routes = bff_shop::rest::routes_doc();
+    rust_routes.extend(bff_core::openapi::graphql_routes("/graphql"));
+    ApiDocument::new(
+        "bff-mobile",
+        env!("CARGO_PKG_VERSION"),
+        declared,
+        &rust_routes,
+    )
 }
 
 /// The mobile app's authenticated, rate-limited routes.
-fn routes(state: &AppState) -> Result<Router<AppState>, ConfigError> {
+fn routes(state: &AppState, declared: &Declared) -> Result<Router<AppState>, ConfigError> {
     let shop = ShopClients::from_registry(state.upstreams())?;
     let graphql = GraphQlEndpoint::new(
         graphql::schema(state.config()),
@@ -51,11 +77,10 @@ fn routes(state: &AppState) -> Result<Router<AppState>, ConfigError> {
     )
     .with_request_data(bff_shop::graphql::request_data(shop.clone()));
     // The declared screens, then the Rust handlers: the same layers wrap both.
-    Ok(
-        bff_core::declared::load(state, ENDPOINTS, bff_shop::CONTRACTS)?
-            .route("/orders", post(bff_shop::rest::place_order))
-            .route("/graphql", graphql.into_route())
-            // The shop's clients, for the handlers that call its services.
-            .layer(Extension(shop)),
-    )
+    Ok(declared
+        .routes(state)?
+        .route("/orders", post(bff_shop::rest::place_order))
+        .route("/graphql", graphql.into_route())
+        // The shop's clients, for the handlers that call its services.
+        .layer(Extension(shop)))
 }

@@ -3,9 +3,11 @@
 use axum::Extension;
 use axum::http::StatusCode;
 use bff_core::error::ApiError;
-use bff_core::extract::{IdempotencyKey, Json, RequireScope};
+use bff_core::extract::{IdempotencyKey, Json, RequireScope, Scope as _};
+use bff_core::openapi::RouteDoc;
 use bff_core::upstream::Caller;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::clients::orders::{NewOrderLine, Order, OrderItem};
 use crate::{OrdersWrite, ShopClients};
@@ -42,6 +44,80 @@ impl From<Order> for OrderView {
             items: order.items,
         }
     }
+}
+
+/// `POST /orders` as its OpenAPI operation.
+pub fn routes_doc() -> Vec<RouteDoc> {
+    let item = json!({
+        "type": "object",
+        "required": ["sku", "name", "quantity", "unitPriceCents"],
+        "properties": {
+            "sku": {"type": "string"}, "name": {"type": "string"},
+            "quantity": {"type": "integer"}, "unitPriceCents": {"type": "integer"}
+        }
+    });
+    let order = json!({
+        "type": "object",
+        "required": ["id", "status", "totalCents", "currency", "createdAt", "itemCount", "items"],
+        "properties": {
+            "id": {"type": "string"}, "status": {"type": "string"},
+            "totalCents": {"type": "integer"}, "currency": {"type": "string"},
+            "createdAt": {"type": "string"}, "itemCount": {"type": "integer"},
+            "items": {"type": "array", "items": item}
+        }
+    });
+    let body = json!({
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": false,
+        "properties": {"items": {"type": "array", "items": {
+            "type": "object",
+            "required": ["sku", "quantity"],
+            "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer"}}
+        }}}
+    });
+    let placed = |description: &str| {
+        json!({
+            "description": description,
+            "headers": {
+                "RateLimit-Limit": {"$ref": "#/components/headers/RateLimit-Limit"},
+                "RateLimit-Remaining": {"$ref": "#/components/headers/RateLimit-Remaining"},
+                "RateLimit-Reset": {"$ref": "#/components/headers/RateLimit-Reset"}
+            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PlacedOrder"}}}
+        })
+    };
+    vec![RouteDoc {
+        method: "post",
+        path: "/orders",
+        operation: json!({
+            "operationId": "placeOrder",
+            "summary": "Places an order once per caller and idempotency key",
+            "security": [{"bearer": []}, {"apiKey": []}],
+            "x-scopes": [OrdersWrite::NAME],
+            "parameters": [{
+                "name": "Idempotency-Key", "in": "header", "required": true,
+                "description": "1 to 255 visible ASCII characters; the same key replays the same order.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255}
+            }],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PlaceOrderBody"}}}},
+            "responses": {
+                "201": placed("A new order."),
+                "200": placed("The order this key already placed (a replay)."),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "409": {"$ref": "#/components/responses/Conflict"},
+                "413": {"$ref": "#/components/responses/PayloadTooLarge"},
+                "415": {"$ref": "#/components/responses/UnsupportedMediaType"},
+                "429": {"$ref": "#/components/responses/TooManyRequests"},
+                "502": {"$ref": "#/components/responses/BadGateway"},
+                "503": {"$ref": "#/components/responses/ServiceUnavailable"},
+                "504": {"$ref": "#/components/responses/GatewayTimeout"}
+            }
+        }),
+        schemas: vec![("PlaceOrderBody", body), ("PlacedOrder", order)],
+    }]
 }
 
 /// `POST /orders` (scope `orders:write`, `Idempotency-Key` required):

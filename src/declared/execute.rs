@@ -12,10 +12,12 @@ use futures_util::stream::FuturesUnordered;
 use jaq_json::{Map, Val};
 
 use super::expr::{Expr, as_text, text};
-use super::plan::{Batch, Call, DeclaredEndpoint, IDS_VAR, Piece};
+use super::plan::{Batch, Call, DeclaredEndpoint, IDS_VAR, Piece, ServedEndpoint};
 use crate::compose::{Degraded, PartTiming, timed};
 use crate::error::{ApiError, ErrorCode};
-use crate::upstream::{Caller, Fetched, Freshness, Target, UpstreamError, UpstreamErrorKind};
+use crate::upstream::{
+    Caller, Endpoint, Fetched, Freshness, Target, UpstreamError, UpstreamErrorKind,
+};
 
 /// The request's own values, as the endpoint's expressions read them.
 #[derive(Debug, Default)]
@@ -31,7 +33,7 @@ pub struct RequestValues {
 }
 
 impl RequestValues {
-    fn get(&self, name: &str) -> Option<&Val> {
+    pub(super) fn get(&self, name: &str) -> Option<&Val> {
         match name {
             "auth" => Some(&self.auth),
             "path" => Some(&self.path),
@@ -90,9 +92,29 @@ struct Prepared {
     carried: Vec<(String, Val)>,
 }
 
-/// Runs `endpoint` for `caller`.
-pub async fn run(endpoint: &DeclaredEndpoint, caller: &Caller, request: &RequestValues) -> Run {
+/// A call with the upstream it goes to.
+#[derive(Clone, Copy)]
+struct Bound<'a> {
+    call: &'a Call,
+    endpoint: &'a Endpoint,
+}
+
+impl std::ops::Deref for Bound<'_> {
+    type Target = Call;
+
+    fn deref(&self) -> &Call {
+        self.call
+    }
+}
+
+/// Runs `served` for `caller`.
+pub async fn run(served: &ServedEndpoint, caller: &Caller, request: &RequestValues) -> Run {
+    let endpoint = &*served.plan;
     let calls = &endpoint.calls;
+    let bound = |i: usize| Bound {
+        call: &calls[i],
+        endpoint: &served.endpoints[i],
+    };
     let mut slots: Vec<Slot> = calls.iter().map(|_| Slot::Pending).collect();
     let mut started = vec![false; calls.len()];
     let mut timings: Vec<Vec<PartTiming>> = vec![Vec::new(); calls.len()];
@@ -107,7 +129,8 @@ pub async fn run(endpoint: &DeclaredEndpoint, caller: &Caller, request: &Request
         let mut progressed = true;
         while progressed {
             progressed = false;
-            for (i, call) in calls.iter().enumerate() {
+            for i in 0..calls.len() {
+                let call = bound(i);
                 if started[i] || !call.deps.iter().all(|&d| slots[d].is_settled()) {
                     continue;
                 }
@@ -176,7 +199,7 @@ fn lookup<'a>(
 
 /// Renders a call's targets from the values it reads.
 fn prepare(
-    call: &Call,
+    call: Bound<'_>,
     request: &RequestValues,
     slots: &[Slot],
     calls: &[Call],
@@ -222,7 +245,7 @@ fn prepare(
 /// The ids a batch looks up: every value its expression gives (arrays
 /// flattened, `null`s skipped), de-duplicated, in order of appearance.
 fn batch_ids<'a>(
-    call: &Call,
+    call: Bound<'_>,
     batch: &Batch,
     value_of: &impl Fn(&str) -> Option<&'a Val>,
 ) -> Result<Vec<String>, UpstreamError> {
@@ -250,7 +273,7 @@ fn batch_ids<'a>(
 
 /// The path and query of one call, each `{...}` evaluated.
 fn target<'a>(
-    call: &Call,
+    call: Bound<'_>,
     value_of: &impl Fn(&str) -> Option<&'a Val>,
 ) -> Result<Target, UpstreamError> {
     let mut segments = Vec::with_capacity(call.path.len());
@@ -276,7 +299,7 @@ fn target<'a>(
 }
 
 fn render<'a>(
-    call: &Call,
+    call: Bound<'_>,
     piece: &Piece,
     value_of: &impl Fn(&str) -> Option<&'a Val>,
 ) -> Result<Option<String>, UpstreamError> {
@@ -290,7 +313,7 @@ fn render<'a>(
 }
 
 /// An error of `call` for a value computed from other replies.
-fn unusable(call: &Call, what: &'static str, cause: super::expr::RunError) -> UpstreamError {
+fn unusable(call: Bound<'_>, what: &'static str, cause: super::expr::RunError) -> UpstreamError {
     call.endpoint
         .error(UpstreamErrorKind::BadBody(what))
         .caused_by(cause)
@@ -299,7 +322,7 @@ fn unusable(call: &Call, what: &'static str, cause: super::expr::RunError) -> Up
 /// Makes the call (one request per chunk of a batch, all at once).
 async fn fetch<'a>(
     index: usize,
-    call: &'a Call,
+    call: Bound<'a>,
     caller: &'a Caller,
     request: &'a RequestValues,
     prepared: Prepared,
@@ -402,7 +425,7 @@ fn item_key(item: &Val, key: &Val) -> Option<String> {
     }
 }
 
-fn parse(call: &Call, body: &[u8]) -> Result<Val, UpstreamError> {
+fn parse(call: Bound<'_>, body: &[u8]) -> Result<Val, UpstreamError> {
     jaq_json::read::parse_single(body).map_err(|e| {
         call.endpoint
             .error(UpstreamErrorKind::BadBody("not JSON"))
@@ -412,7 +435,7 @@ fn parse(call: &Call, body: &[u8]) -> Result<Val, UpstreamError> {
 
 /// `visible_if` on a reply: false (or `null`) reads as no such entity.
 fn visible<'a>(
-    call: &Call,
+    call: Bound<'_>,
     check: &Expr,
     reply: &Val,
     value_of: &impl Fn(&str) -> Option<&'a Val>,

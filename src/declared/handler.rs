@@ -13,7 +13,7 @@ use jaq_json::{Map, Val};
 
 use super::execute::{RequestValues, run};
 use super::expr::text;
-use super::plan::DeclaredEndpoint;
+use super::plan::{DeclaredEndpoint, ServedEndpoint};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::metrics::{Limiter, Metrics};
@@ -25,16 +25,17 @@ use crate::upstream::Caller;
 static DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
 static SUNSET: HeaderName = HeaderName::from_static("sunset");
 
-/// The route serving `endpoint`.
+/// The route serving `served`.
 pub fn method_router<S: Clone + Send + Sync + 'static>(
-    endpoint: Arc<DeclaredEndpoint>,
+    served: Arc<ServedEndpoint>,
     metrics: Arc<Metrics>,
 ) -> MethodRouter<S> {
     get(move |request: Request| {
-        let endpoint = endpoint.clone();
+        let served = served.clone();
         let metrics = metrics.clone();
         async move {
-            let mut response = serve(&endpoint, &metrics, request).await;
+            let mut response = serve(&served, &metrics, request).await;
+            let endpoint = &served.plan;
             if let Some(deprecation) = &endpoint.deprecation {
                 metrics.deprecated_call(&endpoint.route);
                 let headers = response.headers_mut();
@@ -49,7 +50,8 @@ pub fn method_router<S: Clone + Send + Sync + 'static>(
     })
 }
 
-async fn serve(endpoint: &DeclaredEndpoint, metrics: &Metrics, request: Request) -> Response {
+async fn serve(served: &ServedEndpoint, metrics: &Metrics, request: Request) -> Response {
+    let endpoint = &*served.plan;
     let (mut parts, _body) = request.into_parts();
     let Some(auth) = parts.extensions.get::<Authenticated>().cloned() else {
         return ApiError::Internal("a declared route without authentication".into())
@@ -64,7 +66,7 @@ async fn serve(endpoint: &DeclaredEndpoint, metrics: &Metrics, request: Request)
     let Some(ctx) = parts.extensions.get::<RequestContext>().cloned() else {
         return ApiError::Internal("request context missing".into()).into_response();
     };
-    let allowed = match &endpoint.limiter {
+    let allowed = match &served.limiter {
         Some(limiter) => match limiter.check(&LimitKey::Subject(auth.claims.subject.clone())) {
             Decision::Allowed { remaining, reset } => Some((limiter, remaining, reset)),
             Decision::Limited { retry_after } => {
@@ -81,10 +83,7 @@ async fn serve(endpoint: &DeclaredEndpoint, metrics: &Metrics, request: Request)
     ) else {
         return ApiError::Internal("subject is not a valid header value".into()).into_response();
     };
-    let caller = match endpoint.timeout {
-        Some(timeout) => caller.with_deadline(ctx.received_at() + timeout),
-        None => caller,
-    };
+    let caller = caller.with_deadline(ctx.received_at() + served.timeout);
     let path = RawPathParams::from_request_parts(&mut parts, &())
         .await
         .ok();
@@ -101,7 +100,7 @@ async fn serve(endpoint: &DeclaredEndpoint, metrics: &Metrics, request: Request)
             Some((name.as_str(), value.to_owned()))
         })),
     };
-    let ran = run(endpoint, &caller, &values).await;
+    let ran = run(served, &caller, &values).await;
     let mut response = match ran.result {
         Ok(body) => {
             let mut response = (

@@ -7,6 +7,7 @@
 //! it looks up ids), and the reply's shape as a jq expression. See the
 //! README's "Declared endpoints" for every key.
 
+mod describe;
 mod execute;
 mod expr;
 mod handler;
@@ -24,8 +25,9 @@ use crate::config::ConfigError;
 use crate::server::AppState;
 use crate::upstream::contract::Contract;
 
+pub use describe::{Described, describe};
 pub use execute::RequestValues;
-pub use plan::DeclaredEndpoint;
+pub use plan::{DeclaredEndpoint, ServedEndpoint};
 
 /// `[endpoints]`: where the declared endpoint files come from.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -102,67 +104,76 @@ pub fn contracts(sources: &[(&str, &str)]) -> Result<BTreeMap<String, Contract>,
         .collect()
 }
 
-/// Compiles every file against the state's upstreams and their
-/// `contracts`: every problem in every file at once, and two files on one
-/// route refused.
-pub fn compile(
-    state: &AppState,
-    files: &[EndpointFile],
-    contracts: &BTreeMap<String, Contract>,
-) -> Result<Vec<Arc<DeclaredEndpoint>>, ConfigError> {
-    let deadline = state.config().http.upstream_deadline;
-    let mut endpoints = Vec::new();
-    let mut errors = Vec::new();
-    let mut routes: BTreeMap<String, String> = BTreeMap::new();
-    for file in files {
-        match plan::compile(
-            &file.name,
-            &file.text,
-            state.upstreams(),
-            contracts,
-            deadline,
-        ) {
-            Ok(endpoint) => {
-                if let Some(other) = routes.insert(endpoint.route.clone(), file.name.clone()) {
-                    errors.push(ConfigError::Endpoint {
-                        file: file.name.clone(),
-                        key: "route".to_owned(),
-                        message: format!("`{}` is also declared by {other}", endpoint.route),
-                    });
+/// The declared endpoints of a BFF, compiled: what `/openapi.json`
+/// describes and what the routes serve.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    plans: Vec<Arc<DeclaredEndpoint>>,
+}
+
+impl Declared {
+    /// Reads and compiles the endpoint files: `embedded` (name, text)
+    /// unless `config.dir` is set, each call checked against its
+    /// upstream's OpenAPI file in `contracts` (upstream name, text).
+    /// Every problem in every file at once; two files on one route are
+    /// refused.
+    pub fn load(
+        config: &EndpointsConfig,
+        embedded: &[(&str, &str)],
+        contracts: &[(&str, &str)],
+    ) -> Result<Self, ConfigError> {
+        let files = files(config, embedded)?;
+        let contracts = self::contracts(contracts)?;
+        let mut plans = Vec::new();
+        let mut errors = Vec::new();
+        let mut routes: BTreeMap<String, String> = BTreeMap::new();
+        for file in &files {
+            match plan::compile(&file.name, &file.text, &contracts) {
+                Ok(plan) => {
+                    if let Some(other) = routes.insert(plan.route.clone(), file.name.clone()) {
+                        errors.push(ConfigError::Endpoint {
+                            file: file.name.clone(),
+                            key: "route".to_owned(),
+                            message: format!("`{}` is also declared by {other}", plan.route),
+                        });
+                    }
+                    plans.push(Arc::new(plan));
                 }
-                endpoints.push(Arc::new(endpoint));
+                Err(error) => errors.push(error),
             }
-            Err(error) => errors.push(error),
         }
+        ConfigError::all(errors)?;
+        Ok(Self { plans })
     }
-    ConfigError::all(errors)?;
-    Ok(endpoints)
-}
 
-/// The routes serving `endpoints`, to merge among a BFF's authenticated
-/// routes (auth, limits and every shared layer apply as to any route).
-pub fn routes(state: &AppState, endpoints: &[Arc<DeclaredEndpoint>]) -> Router<AppState> {
-    let metrics = state.metrics_shared();
-    endpoints.iter().fold(Router::new(), |router, endpoint| {
-        if endpoint.spec.deprecated.is_some() {
-            metrics.prime_deprecated(&endpoint.route);
+    /// Every endpoint, in file name order.
+    pub fn plans(&self) -> &[Arc<DeclaredEndpoint>] {
+        &self.plans
+    }
+
+    /// The routes serving them, bound to the state's upstreams, to merge
+    /// among a BFF's authenticated routes (auth, limits and every shared
+    /// layer apply as to any route). An upstream a call names but the
+    /// config lacks is an error naming the file and the call.
+    pub fn routes(&self, state: &AppState) -> Result<Router<AppState>, ConfigError> {
+        let metrics = state.metrics_shared();
+        let mut router = Router::new();
+        let mut errors = Vec::new();
+        for plan in &self.plans {
+            match plan::bind(plan.clone(), state) {
+                Ok(served) => {
+                    if plan.spec.deprecated.is_some() {
+                        metrics.prime_deprecated(&plan.route);
+                    }
+                    router = router.route(
+                        &plan.route,
+                        handler::method_router(Arc::new(served), metrics.clone()),
+                    );
+                }
+                Err(error) => errors.push(error),
+            }
         }
-        router.route(
-            &endpoint.route,
-            handler::method_router(endpoint.clone(), metrics.clone()),
-        )
-    })
-}
-
-/// Loads, compiles and mounts the BFF's endpoint files in one step:
-/// `embedded` files (name, text) unless `endpoints.dir` is set, checked
-/// against the upstreams' OpenAPI `contracts` (upstream name, text).
-pub fn load(
-    state: &AppState,
-    embedded: &[(&str, &str)],
-    contracts: &[(&str, &str)],
-) -> Result<Router<AppState>, ConfigError> {
-    let files = files(&state.config().endpoints, embedded)?;
-    let endpoints = compile(state, &files, &self::contracts(contracts)?)?;
-    Ok(routes(state, &endpoints))
+        ConfigError::all(errors)?;
+        Ok(router)
+    }
 }

@@ -1,7 +1,9 @@
-//! Compiling an endpoint file into what a request runs: upstreams looked
-//! up, templates parsed, expressions compiled, the call graph ordered and
-//! checked for cycles. Everything that can be wrong with a file is found
-//! here, at load, with the file and key named.
+//! Compiling an endpoint file into what a request runs: templates parsed,
+//! expressions compiled, paths checked against the upstreams' contracts,
+//! the call graph ordered and checked for cycles; then bound to the
+//! configured upstreams by name. Everything that can be wrong with a file
+//! is found here, at load, with the file and key named. The plan itself
+//! needs no running gateway, so `--print-openapi` describes it too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,8 +16,9 @@ use super::expr::{Expr, REQUEST_VARS, text};
 use super::spec::{BatchSpec, CachePolicy, CallSpec, DeprecationSpec, EndpointSpec};
 use crate::config::ConfigError;
 use crate::rate_limit::RateLimiter;
+use crate::server::AppState;
 use crate::upstream::contract::{Contract, Shape};
-use crate::upstream::{BadReply, BodyCheck, Endpoint, UpstreamName, Upstreams, shape_of};
+use crate::upstream::{BadReply, BodyCheck, Endpoint, UpstreamName, shape_of};
 
 /// Variables of the request that come from the client: a call reading
 /// one states who may see its reply (`visible_if`).
@@ -24,7 +27,7 @@ const CLIENT_VARS: [&str; 3] = ["path", "query", "headers"];
 /// The variable a batched call's templates read its chunk of ids from.
 pub const IDS_VAR: &str = "ids";
 
-/// One declared endpoint, ready to serve.
+/// One declared endpoint, compiled.
 #[derive(Debug)]
 pub struct DeclaredEndpoint {
     /// The file it came from (`user-dashboard.toml`).
@@ -34,8 +37,6 @@ pub struct DeclaredEndpoint {
     /// The file as written, for documentation.
     pub spec: EndpointSpec,
     pub(super) scopes: Vec<String>,
-    pub(super) limiter: Option<Arc<RateLimiter>>,
-    pub(super) timeout: Option<Duration>,
     pub(super) cache_control: Option<HeaderValue>,
     pub(super) deprecation: Option<Deprecation>,
     pub(super) query_params: Vec<String>,
@@ -57,7 +58,8 @@ pub(super) struct Deprecation {
 pub(super) struct Call {
     /// Its name: the `$name` others read it by, its `degraded` source.
     pub name: UpstreamName,
-    pub endpoint: Endpoint,
+    /// The upstream it calls, by its configured name.
+    pub upstream: String,
     pub required: bool,
     /// The calls it waits for, by index.
     pub deps: Vec<usize>,
@@ -65,6 +67,8 @@ pub(super) struct Call {
     pub query: Vec<(String, Piece)>,
     pub visible_if: Option<Expr>,
     pub batch: Option<Batch>,
+    /// The reply's schema from the upstream's contract, when it has one.
+    pub reply_shape: Option<Shape>,
     /// How a reply is judged before the call counts as a success.
     pub check: BodyCheck,
     /// Every variable its expressions read besides the request's: what a
@@ -104,14 +108,65 @@ impl Problems<'_> {
     }
 }
 
+/// A declared endpoint bound to the running gateway: its calls'
+/// upstreams, its quota's state, its deadline.
+#[derive(Debug)]
+pub struct ServedEndpoint {
+    pub plan: Arc<DeclaredEndpoint>,
+    /// Each call's upstream, in call order.
+    pub(super) endpoints: Vec<Endpoint>,
+    pub(super) limiter: Option<Arc<RateLimiter>>,
+    /// Every call of one request finishes within this.
+    pub(super) timeout: Duration,
+}
+
+/// Binds `plan` to the configured `upstreams`; `upstream_deadline` is its
+/// deadline unless the file sets one. Starts the route quota's pruning
+/// task: call inside the runtime.
+pub fn bind(plan: Arc<DeclaredEndpoint>, state: &AppState) -> Result<ServedEndpoint, ConfigError> {
+    let upstreams = state.upstreams();
+    let problems = Problems { file: &plan.file };
+    let endpoints = plan
+        .calls
+        .iter()
+        .map(|call| {
+            upstreams.endpoint(&call.upstream).map_err(|_| {
+                problems.at(
+                    format!("calls.{}.upstream", call.name),
+                    format!(
+                        "names upstream `{}`, which is not configured (`upstreams.{}.url`)",
+                        call.upstream, call.upstream
+                    ),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let limiter = plan.spec.rate_limit.map(|quota| {
+        state.route_limiters().get(
+            &plan.route,
+            (quota.per_second, quota.burst),
+            state.generation(),
+            state.config().rate_limit.prune_interval,
+        )
+    });
+    Ok(ServedEndpoint {
+        timeout: plan
+            .spec
+            .timeout
+            .unwrap_or(state.config().http.upstream_deadline),
+        endpoints,
+        limiter,
+        plan,
+    })
+}
+
 /// Parses and compiles the endpoint file `file` (its name, for errors)
-/// holding `text`, against the configured `upstreams`.
+/// holding `text`, checking each call's path against its upstream's
+/// contract where `contracts` has one.
 pub fn compile(
     file: &str,
     text_of_file: &str,
-    upstreams: &Upstreams,
     contracts: &BTreeMap<String, Contract>,
-    upstream_deadline: Duration,
 ) -> Result<DeclaredEndpoint, ConfigError> {
     let problems = Problems { file };
     let spec: EndpointSpec =
@@ -130,9 +185,7 @@ pub fn compile(
     let mut calls = Vec::with_capacity(spec.calls.len());
     for (name, call) in &spec.calls {
         let contract = contracts.get(&call.upstream);
-        calls.push(compile_call(
-            name, call, &names, upstreams, contract, &problems,
-        )?);
+        calls.push(compile_call(name, call, &names, contract, &problems)?);
     }
     let index = |name: &str| spec.calls.get_index_of(name);
     for (call, (name, spec_call)) in calls.iter_mut().zip(&spec.calls) {
@@ -164,11 +217,6 @@ pub fn compile(
     }
     let reply = Expr::compile(&spec.reply.shape, &names)
         .map_err(|e| problems.at("reply.shape", format!("is not a valid expression: {e}")))?;
-    let limiter = spec.rate_limit.map(|quota| {
-        let limiter = Arc::new(RateLimiter::with_quota(quota.per_second, quota.burst));
-        RateLimiter::spawn_pruner(&limiter, Duration::from_secs(60));
-        limiter
-    });
     let deprecation = spec
         .deprecated
         .as_ref()
@@ -191,8 +239,6 @@ pub fn compile(
         file: file.into(),
         route,
         scopes: spec.auth.scopes.clone(),
-        limiter,
-        timeout: Some(spec.timeout.unwrap_or(upstream_deadline)),
         cache_control: match spec.cache {
             CachePolicy::NoStore => None,
             CachePolicy::PrivateNoCache => Some(HeaderValue::from_static("private, no-cache")),
@@ -243,7 +289,6 @@ fn compile_call(
     name: &str,
     call: &CallSpec,
     names: &BTreeSet<String>,
-    upstreams: &Upstreams,
     contract: Option<&Contract>,
     problems: &Problems<'_>,
 ) -> Result<Call, ConfigError> {
@@ -260,15 +305,6 @@ fn compile_call(
             format!("`{name}` is reserved for the request's own values"),
         ));
     }
-    let endpoint = upstreams.endpoint(&call.upstream).map_err(|_| {
-        problems.at(
-            key("upstream"),
-            format!(
-                "names upstream `{}`, which is not configured (`upstreams.{}.url`)",
-                call.upstream, call.upstream
-            ),
-        )
-    })?;
     let mut vars = names.clone();
     if call.batch.is_some() {
         vars.insert(IDS_VAR.to_owned());
@@ -334,8 +370,9 @@ fn compile_call(
         .transpose()?;
     Ok(Call {
         name: UpstreamName::new(name),
-        check: reply_check(reply_shape),
-        endpoint,
+        check: reply_check(reply_shape.clone()),
+        reply_shape,
+        upstream: call.upstream.clone(),
         required: call.required,
         deps: Vec::new(),
         path,

@@ -72,6 +72,8 @@ pub struct HttpConfig {
     /// Serves `GET /status` (a live page) and `GET /status.json`, exposed
     /// like `/readyz`; off hides both (`404`).
     pub status_page: bool,
+    /// Serves `GET /openapi.json` (no token: it holds no data); off: `404`.
+    pub openapi: bool,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +93,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             compression_min_bytes: ByteSize::kib(1),
             status_page: true,
+            openapi: true,
         }
     }
 }

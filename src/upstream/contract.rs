@@ -136,6 +136,32 @@ impl Shape {
         }
     }
 
+    /// A value of this shape, every documented field present: for
+    /// describing what an expression makes of it. With `nulls`, every
+    /// nullable place is `null` instead.
+    pub fn example(&self, nulls: bool) -> Val {
+        match self {
+            Self::Any => Val::Null,
+            Self::Bool => Val::Bool(true),
+            Self::Integer => Val::Num(jaq_json::Num::Int(1)),
+            Self::Number => Val::Num(jaq_json::Num::Float(1.5)),
+            Self::String { values } => {
+                let text = values.first().map_or("string", String::as_str);
+                Val::utf8_str(text.as_bytes().to_vec())
+            }
+            Self::Array(items) => std::iter::once(items.example(nulls)).collect(),
+            Self::Object(fields) => Val::obj(
+                fields
+                    .iter()
+                    .map(|field| (field.key.clone(), field.shape.example(nulls)))
+                    .collect(),
+            ),
+            Self::Nullable(_) if nulls => Val::Null,
+            Self::Nullable(inner) => inner.example(nulls),
+            Self::OneOf(shapes) => shapes.first().map_or(Val::Null, |s| s.example(nulls)),
+        }
+    }
+
     /// The shape as a JSON Schema (2020-12, as OpenAPI 3.1 has it).
     pub fn to_json_schema(&self) -> Value {
         match self {

@@ -231,6 +231,45 @@ pub struct Upstreams {
     taken: Arc<Mutex<BTreeSet<UpstreamName>>>,
 }
 
+/// The endpoint of upstream `name` as `config` sets it up: its pooled
+/// HTTP client, its instances, its layers.
+fn build_endpoint(
+    config: &UpstreamsConfig,
+    name: &str,
+    metrics: &Arc<Metrics>,
+) -> Result<Endpoint, ConfigError> {
+    let bases = config.bases(name);
+    if bases.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: format!("upstreams.{name}.url"),
+            message: "is required".to_owned(),
+        });
+    }
+    let settings = config.resolve(name);
+    let http = reqwest::Client::builder()
+        // An upstream redirect is a misconfiguration; following it
+        // could send the caller's Authorization header elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        // Upstreams are internal services, reached directly.
+        .no_proxy()
+        .connect_timeout(settings.connect_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            key: format!("upstreams.{name}"),
+            message: format!("cannot build the HTTP client: {e}"),
+        })?;
+    Ok(Endpoint::new(
+        UpstreamName::new(name),
+        http,
+        &bases,
+        metrics.clone(),
+        settings,
+    ))
+}
+
 /// One upstream's health, for `/readyz`.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -254,32 +293,42 @@ impl Upstreams {
     ) -> Result<Self, ConfigError> {
         let mut endpoints = BTreeMap::new();
         for (name, _) in config.named() {
-            let bases = config.bases(name);
-            if bases.is_empty() {
-                return Err(ConfigError::Invalid {
-                    key: format!("upstreams.{name}.url"),
-                    message: "is required".to_owned(),
-                });
-            }
-            let settings = config.resolve(name);
-            let http = reqwest::Client::builder()
-                // An upstream redirect is a misconfiguration; following it
-                // could send the caller's Authorization header elsewhere.
-                .redirect(reqwest::redirect::Policy::none())
-                // Upstreams are internal services, reached directly.
-                .no_proxy()
-                .connect_timeout(settings.connect_timeout)
-                .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-                .pool_idle_timeout(settings.pool_idle_timeout)
-                .tcp_nodelay(true)
-                .build()
-                .map_err(|e| ConfigError::Invalid {
-                    key: format!("upstreams.{name}"),
-                    message: format!("cannot build the HTTP client: {e}"),
-                })?;
-            let name = UpstreamName::new(name);
-            let endpoint = Endpoint::new(name.clone(), http, &bases, metrics.clone(), settings);
-            endpoints.insert(name, endpoint);
+            endpoints.insert(
+                UpstreamName::new(name),
+                build_endpoint(config, name, metrics)?,
+            );
+        }
+        Ok(Self {
+            endpoints: Arc::new(endpoints),
+            taken: Arc::default(),
+        })
+    }
+
+    /// As [`Self::from_config`] after a config reload: an upstream whose
+    /// instances and settings are what `previous` (built from
+    /// `previous_config`) has keeps its endpoint, so its breakers, cache,
+    /// outlier state and pooled connections carry over; a changed one is
+    /// built afresh.
+    pub fn succeeding(
+        config: &UpstreamsConfig,
+        metrics: &Arc<Metrics>,
+        previous: &Upstreams,
+        previous_config: &UpstreamsConfig,
+    ) -> Result<Self, ConfigError> {
+        let settings = |config: &UpstreamsConfig, name: &str| {
+            serde_json::to_value((config.bases(name), config.resolve(name))).ok()
+        };
+        let mut endpoints = BTreeMap::new();
+        for (name, _) in config.named() {
+            let kept = previous
+                .endpoints
+                .get(name)
+                .filter(|_| settings(config, name) == settings(previous_config, name));
+            let endpoint = match kept {
+                Some(endpoint) => endpoint.clone(),
+                None => build_endpoint(config, name, metrics)?,
+            };
+            endpoints.insert(UpstreamName::new(name), endpoint);
         }
         Ok(Self {
             endpoints: Arc::new(endpoints),

@@ -91,6 +91,7 @@ fn the_contract_documents_the_order_body_and_every_route() {
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
+        "GET /openapi.json",
     ] {
         assert!(
             contract.contains(route),

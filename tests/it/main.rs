@@ -18,6 +18,7 @@ mod graphql_http_audit;
 mod http;
 mod http_limits;
 mod observability;
+mod openapi;
 mod orders;
 mod propagation;
 mod rate_limit;
