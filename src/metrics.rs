@@ -42,6 +42,7 @@ pub struct Metrics {
     graphql_operations: IntCounterVec,
     graphql_errors: IntCounterVec,
     deprecated_calls: IntCounterVec,
+    config_reloads: IntCounterVec,
     operation_names: Mutex<HashSet<Box<str>>>,
     /// The last minute per upstream and per route, for `/status`.
     recent_upstreams: Recent,
@@ -136,6 +137,13 @@ impl Metrics {
             ),
             &["route"],
         );
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "bff_config_reloads_total",
+                "Configuration reloads (SIGHUP or a watched file), by result (ok, error).",
+            ),
+            &["result"],
+        );
         let metrics = Self {
             registry,
             requests: requests.expect("static metric options are valid"),
@@ -147,6 +155,7 @@ impl Metrics {
             graphql_operations: graphql_operations.expect("static metric options are valid"),
             graphql_errors: graphql_errors.expect("static metric options are valid"),
             deprecated_calls: deprecated_calls.expect("static metric options are valid"),
+            config_reloads: config_reloads.expect("static metric options are valid"),
             operation_names: Mutex::default(),
             recent_upstreams: Recent::default(),
             recent_routes: Recent::default(),
@@ -176,6 +185,15 @@ impl Metrics {
         }
         self.graphql_errors
             .with_label_values(&[crate::graphql::errors::PERSISTED_QUERY_NOT_FOUND_LABEL]);
+        for result in ["ok", "error"] {
+            self.config_reloads.with_label_values(&[result]);
+        }
+    }
+
+    /// One configuration reload: applied, or refused.
+    pub fn config_reloaded(&self, applied: bool) {
+        let result = if applied { "ok" } else { "error" };
+        self.config_reloads.with_label_values(&[result]).inc();
     }
 
     /// Creates `upstream`'s zero-valued call series (outcome `ok`), so a
@@ -185,7 +203,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(self.requests.clone()),
             Box::new(self.request_duration.clone()),
             Box::new(self.in_flight.clone()),
@@ -195,6 +213,7 @@ impl Metrics {
             Box::new(self.graphql_operations.clone()),
             Box::new(self.graphql_errors.clone()),
             Box::new(self.deprecated_calls.clone()),
+            Box::new(self.config_reloads.clone()),
         ];
         for collector in collectors {
             if let Err(error) = self.registry.register(collector) {

@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 use crate::cli::{Args, usage};
 use crate::config::{Config, ConfigError, ConfigSources, EndpointsConfig, LogFormat, Profile};
 use crate::demo_token::TokenMint;
-use crate::listener::serve;
+use crate::listener::{AppHandle, serve};
 use crate::openapi::ApiDocument;
+use crate::reload::{Cause, Triggers};
 use crate::server::AppState;
 use crate::telemetry::{self, otel};
 
@@ -182,6 +183,11 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
     let drain_delay = config.http.drain_delay;
     let http = config.http.clone();
     let Assembled { state, app, tls } = assemble(spec, config, mint.clone())?;
+    let app = AppHandle::new(app);
+    let mut triggers = Triggers::start(
+        args.config.as_deref(),
+        state.config().endpoints.dir.as_deref(),
+    )?;
     for name in state.upstreams().untaken() {
         tracing::warn!(upstream = %name, "upstreams.{name} is configured but no route calls it");
     }
@@ -215,12 +221,142 @@ async fn run(spec: BffSpec, args: Args, mut config: Config) -> Result<(), String
             std::future::pending::<()>().await;
         }
     };
+    let reloads = async {
+        let mut served = state.clone();
+        while let Some(cause) = triggers.next().await {
+            let source = ConfigSource {
+                spec,
+                file: args.config.as_deref(),
+                demo: demo.as_deref(),
+            };
+            if let Some(next) = reload(&source, &served, &app, &cause) {
+                served = next;
+            }
+        }
+        std::future::pending::<()>().await;
+    };
     tokio::select! {
-        served = serve(listener, app, &http, tls, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
+        served = serve(listener, app.clone(), &http, tls, shutdown) => served.map_err(|e| format!("server error: {e}"))?,
         () = drain_deadline => tracing::warn!(?drain_timeout, "drain timeout: closing remaining connections"),
+        () = reloads => {}
     }
     drop(demo);
     Ok(())
+}
+
+/// Where a reload reads the configuration from: what the start read.
+struct ConfigSource<'a> {
+    spec: BffSpec,
+    file: Option<&'a std::path::Path>,
+    demo: Option<&'a dyn Demo>,
+}
+
+/// Reloads the configuration and the endpoint files after `cause`: parses
+/// and checks everything, builds the state and app that succeed `served`
+/// and swaps the app in (requests in flight finish on the old one). A
+/// reload that fails changes nothing: each error is logged and kept for
+/// `/readyz`. Returns the new state when it is served.
+fn reload(
+    source: &ConfigSource<'_>,
+    served: &AppState,
+    app: &AppHandle,
+    cause: &Cause,
+) -> Option<AppState> {
+    let metrics = served.metrics_shared();
+    // Reading files and compiling endpoints takes milliseconds; keep them
+    // off the runtime's other tasks.
+    let built = tokio::task::block_in_place(|| succeed(source, served));
+    match built {
+        Ok((state, router)) => {
+            for key in restart_only_changes(served.config(), state.config()) {
+                tracing::warn!(key, "changed, but takes effect only after a restart");
+            }
+            app.swap(router);
+            state.reloads().succeeded(state.generation());
+            state.route_limiters().retain_since(state.generation());
+            metrics.config_reloaded(true);
+            tracing::info!(
+                generation = state.generation(),
+                ?cause,
+                "configuration reloaded"
+            );
+            Some(state)
+        }
+        Err(error) => {
+            for line in error.lines() {
+                tracing::error!(
+                    error = line,
+                    ?cause,
+                    "configuration reload refused: the served configuration stays"
+                );
+            }
+            served.reloads().failed(error);
+            metrics.config_reloaded(false);
+            None
+        }
+    }
+}
+
+/// The state and app a reloaded configuration builds after `served`.
+fn succeed(source: &ConfigSource<'_>, served: &AppState) -> Result<(AppState, Router), String> {
+    let mut config = Config::load_unvalidated(&ConfigSources {
+        defaults_toml: source.spec.default_config,
+        file: source.file,
+        env: true,
+        overrides_toml: None,
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(demo) = source.demo {
+        // The demo's upstreams and signing key stay those it started with.
+        apply_demo(&mut config, demo)?;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    let state = served.succeeding(config).map_err(|e| e.to_string())?;
+    let app = (source.spec.app)(state.clone()).map_err(|e| e.to_string())?;
+    Ok((state, app))
+}
+
+/// The keys whose change a reload cannot apply: the listener, TLS and the
+/// logs are set up once, at start.
+fn restart_only_changes(before: &Config, after: &Config) -> Vec<&'static str> {
+    let same = |a: serde_json::Result<serde_json::Value>,
+                b: serde_json::Result<serde_json::Value>| {
+        matches!((a, b), (Ok(a), Ok(b)) if a == b)
+    };
+    let (b, a) = (&before.http, &after.http);
+    let mut changed = Vec::new();
+    if before.listen != after.listen {
+        changed.push("listen");
+    }
+    if !same(
+        serde_json::to_value(&before.tls),
+        serde_json::to_value(&after.tls),
+    ) {
+        changed.push("tls");
+    }
+    if !same(
+        serde_json::to_value(&before.telemetry),
+        serde_json::to_value(&after.telemetry),
+    ) {
+        changed.push("telemetry");
+    }
+    let listener = |h: &crate::config::HttpConfig| {
+        serde_json::to_value((
+            h.max_connections,
+            h.max_connections_per_ip,
+            h.header_read_timeout,
+            h.keep_alive_timeout,
+            h.max_headers,
+            h.max_header_bytes,
+            &h.trusted_proxies,
+            h.drain_delay,
+            h.drain_timeout,
+        ))
+    };
+    if !same(listener(b), listener(a)) {
+        changed.push("http (connection limits and timers)");
+    }
+    changed
 }
 
 /// What `--demo` does to the loaded config: refuses token keys it would

@@ -23,10 +23,6 @@ const PAGE: &str = include_str!("status.html");
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
      connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The generation of the configuration being served: `1` for the one
-/// loaded at start (a live reload would count up).
-const CONFIG_GENERATION: u64 = 1;
-
 /// `/status` and `/status.json`, when `http.status_page` is on.
 pub fn routes(state: &AppState) -> Router<AppState> {
     if !state.config().http.status_page {
@@ -73,7 +69,8 @@ async fn document(State(state): State<AppState>) -> impl IntoResponse {
         axum::Json(json!({
             "bff": state.name(),
             "version": env!("CARGO_PKG_VERSION"),
-            "configGeneration": CONFIG_GENERATION,
+            "configGeneration": state.reloads().active(),
+            "lastReloadError": state.reloads().last_error(),
             "profile": state.config().profile,
             "ready": !state.is_draining(),
             "windowSeconds": crate::recent::WINDOW.as_secs(),

@@ -161,7 +161,7 @@ async fn run(options: Options) -> Result<bool, String> {
         upstreams: [upstreams.url(0), upstreams.url(1), upstreams.url(2)],
     };
     let mut targets = Vec::new();
-    for kind in [Kind::BffWeb, Kind::Node, Kind::Floor] {
+    for kind in [Kind::BffWeb, Kind::BffWebRust, Kind::Node, Kind::Floor] {
         if let Some(only) = &options.only
             && !only.iter().any(|name| name == kind.name())
         {
@@ -176,7 +176,7 @@ async fn run(options: Options) -> Result<bool, String> {
     // Warm-up: connections, JIT, upstream reply maps.
     for target in &targets {
         let mut workloads = vec![Workload::Dashboard];
-        if target.kind != Kind::Floor {
+        if target.kind.serves_everything() {
             workloads.push(graphql());
         }
         for workload in workloads {
@@ -217,7 +217,7 @@ async fn run(options: Options) -> Result<bool, String> {
                 .entry((Scenario::DashboardSaturation, target.kind.name()))
                 .or_default()
                 .push(m);
-            if target.kind != Kind::Floor {
+            if target.kind.serves_everything() {
                 let m = measure(&options, &upstreams, target, graphql(), None).await;
                 results
                     .entry((Scenario::GraphQlSaturation, target.kind.name()))
@@ -266,7 +266,7 @@ async fn run(options: Options) -> Result<bool, String> {
             rate: Some(rate),
         };
         baseline.push(load::run(direct, SECRET).await);
-        for target in &targets {
+        for target in targets.iter().filter(|t| t.kind != Kind::BffWebRust) {
             let m = measure(
                 &options,
                 &upstreams,
@@ -415,7 +415,7 @@ async fn graphql_calls(
     // u5 has 1 order, u1 12, u6 20, u4 100 (each from its own seller).
     let users = [(5, 1), (1, 12), (6, 20), (4, 100)];
     let mut out = Vec::new();
-    for target in targets.iter().filter(|t| t.kind != Kind::Floor) {
+    for target in targets.iter().filter(|t| t.kind.serves_everything()) {
         let mut counts = Vec::new();
         for (user, orders) in users {
             let (_, token) = load::identity(user - 1, SECRET);
@@ -645,6 +645,14 @@ fn report(
         added,
         "≤ 150 µs",
         added <= 150.0,
+    );
+    let r = get(Scenario::DashboardSaturation, "bff-web", &cpu)
+        / get(Scenario::DashboardSaturation, "bff-web-rust", &cpu);
+    ratio(
+        "CPU µs per dashboard request, declared (bff-web) / Rust (bff-web-rust)",
+        r,
+        "≤ 1.15×",
+        r <= 1.15,
     );
     for other in ["node-bff", "floor"] {
         let added = get(Scenario::DashboardFixedRate, other, &p50) - slowest_p50;

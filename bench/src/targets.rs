@@ -10,14 +10,24 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     BffWeb,
+    /// bff-web with its dashboard in Rust instead of declared: the
+    /// comparator for what declaring costs (dashboard saturation only).
+    BffWebRust,
     Node,
     Floor,
 }
 
 impl Kind {
+    /// Whether it serves GraphQL and takes part in every scenario (the
+    /// floor and the Rust-dashboard comparator only in dashboard ones).
+    pub fn serves_everything(self) -> bool {
+        matches!(self, Self::BffWeb | Self::Node)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::BffWeb => "bff-web",
+            Self::BffWebRust => "bff-web-rust",
             Self::Node => "node-bff",
             Self::Floor => "floor",
         }
@@ -62,9 +72,13 @@ impl Target {
             command.args(wrap.split_whitespace());
         }
         match kind {
-            Kind::BffWeb => {
+            Kind::BffWeb | Kind::BffWebRust => {
+                let binary = match kind {
+                    Kind::BffWeb => "bff-web",
+                    _ => "bff-web-rust-dashboard",
+                };
                 command
-                    .arg(launch.bin_dir.join("bff-web"))
+                    .arg(launch.bin_dir.join(binary))
                     .env("BFF_LISTEN", addr.to_string())
                     .env("BFF_AUTH__HS256_SECRET", launch.secret)
                     .env("BFF_UPSTREAMS__USERS__URL", users)

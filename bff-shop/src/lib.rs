@@ -1,12 +1,11 @@
 //! bff-shop: the shop's domain, shared by the web and mobile BFFs.
 //!
 //! The gateway (`bff-core`) knows upstreams only by name; this crate knows
-//! what the shop's services are: their typed clients, the dashboard fan-out
-//! both BFFs shape, placing an order, and the GraphQL types and resolvers
+//! what the shop's services are: their typed clients, their OpenAPI files,
+//! placing an order, and the GraphQL types and resolvers
 //! both schemas share (generic over each BFF's own `User`).
 
 pub mod clients;
-pub mod dashboard;
 pub mod graphql;
 pub mod orders;
 pub mod rest;

@@ -22,6 +22,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -46,11 +48,12 @@ const BACKSTOP_FACTOR: usize = 8;
 /// against the first request's `http.header_read_timeout`.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<AppHandle>,
     http: &HttpConfig,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = app.into();
     let builder = Arc::new(connection_builder(http));
     let connections = Arc::new(Semaphore::new(http.max_connections.get()));
     let per_ip = PerIpConnections::new(http.max_connections_per_ip.get(), &http.trusted_proxies);
@@ -103,12 +106,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// The app the listener serves, swapped whole on a config reload: each
+/// request takes the current one, so a keep-alive connection moves to the
+/// new app with its next request.
+#[derive(Debug, Clone)]
+pub struct AppHandle(Arc<ArcSwap<Router>>);
+
+impl AppHandle {
+    pub fn new(app: Router) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(app)))
+    }
+
+    /// The app to serve the next request with.
+    pub fn current(&self) -> Router {
+        Router::clone(&self.0.load())
+    }
+
+    /// Serves `app` from the next request on.
+    pub fn swap(&self, app: Router) {
+        self.0.store(Arc::new(app));
+    }
+}
+
+impl From<Router> for AppHandle {
+    fn from(app: Router) -> Self {
+        Self::new(app)
+    }
+}
+
 /// One connection from TLS handshake (if any) to its last reply. Every
 /// read and every request is reported to `activity`.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: AppHandle,
     builder: Arc<auto::Builder<TokioExecutor>>,
     tls: Option<TlsAcceptor>,
     activity: Arc<Activity>,
@@ -121,7 +152,9 @@ async fn serve_connection(
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
-            let call = app.clone().oneshot(request);
+            // The app served now: a request started before a reload
+            // finishes on the app it started on.
+            let call = app.current().oneshot(request);
             async move {
                 let response = call.await?;
                 Ok::<_, std::convert::Infallible>(response.map(|body| BusyBody::new(body, busy)))

@@ -253,8 +253,14 @@ fn start_configured_by_env(extra: &[(&str, &str)]) -> (Running, String) {
 /// Like [`start_configured_by_env`], also returning every log line. An
 /// `extra` variable with an empty value removes the base one.
 fn start_capturing_logs(extra: &[(&str, &str)]) -> (Running, String, Receiver<String>) {
+    start_with_args(&[], extra)
+}
+
+/// Like [`start_capturing_logs`], with command-line `args`.
+fn start_with_args(args: &[&str], extra: &[(&str, &str)]) -> (Running, String, Receiver<String>) {
     let mut command = Command::new(BIN);
     command
+        .args(args)
         .env("BFF_LISTEN", "127.0.0.1:0")
         .env("BFF_HTTP__DRAIN_DELAY", "0s")
         .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
@@ -945,4 +951,204 @@ fn a_broken_endpoint_file_stops_the_start_naming_file_and_key() {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// A users service answering every `GET /users/<id>` with a profile after
+/// `delay` milliseconds (changeable while it runs), keeping connections
+/// alive as the BFF's pool expects.
+struct SlowUsers {
+    addr: String,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlowUsers {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay = delay_ms.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let delay = delay.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    loop {
+                        let mut line = String::new();
+                        let mut request_line = String::new();
+                        // The request line, then headers up to a blank line.
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                            line.clear();
+                        }
+                        let id = request_line
+                            .split_whitespace()
+                            .nth(1)
+                            .and_then(|path| path.strip_prefix("/users/"))
+                            .unwrap_or("u1")
+                            .to_owned();
+                        std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
+                        let body = serde_json::json!({
+                            "id": id, "name": "Ada Lovelace", "email": "ada@example.com",
+                            "avatarUrl": "https://example.com/ada.png", "tier": "pro",
+                            "createdAt": "2024-01-01T00:00:00Z"
+                        })
+                        .to_string();
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, delay_ms }
+    }
+}
+
+/// `/readyz`'s `config` object.
+fn config_status(addr: &str) -> serde_json::Value {
+    let reply = http_get(addr, "/readyz", None);
+    json_of(&reply)["config"].clone()
+}
+
+/// Waits (at most ten seconds) until `/readyz` says `done`.
+fn wait_for_config(addr: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = config_status(addr);
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload within ten seconds: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn header<'a>(reply: &'a str, name: &str) -> Option<&'a str> {
+    reply
+        .split("\r\n\r\n")
+        .next()?
+        .lines()
+        .find_map(|line| {
+            line.split_once(':')
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        })
+        .map(|(_, value)| value.trim())
+}
+
+#[test]
+fn a_reload_applies_changes_keeps_the_old_config_on_errors_and_finishes_requests_in_flight() {
+    let users = SlowUsers::start();
+    let dir = std::env::temp_dir().join(format!("bff-web-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let config = dir.join("bff-web.toml");
+    // Slow enough calls may take their time (the in-flight request below).
+    let quota = |burst: u32| {
+        format!(
+            "[rate_limit]\nper_second = 1\nburst = {burst}\n\
+             [http]\nupstream_deadline = \"5s\"\n[upstreams.users]\ntimeout = \"5s\"\n"
+        )
+    };
+    std::fs::write(&config, quota(2)).expect("config");
+    let endpoints = bff_testkit::harness::endpoint_dir(bff_web::ENDPOINTS);
+    let users_url = format!("http://{}", users.addr);
+    let (running, addr, _logs) = start_with_args(
+        &["--config", &config.display().to_string()],
+        &[
+            ("BFF_UPSTREAMS__USERS__URL", &users_url),
+            ("BFF_ENDPOINTS__DIR", &endpoints.display().to_string()),
+        ],
+    );
+    let pid = running.0.id();
+    let token = token_for("u1");
+    let dashboard = || http_get(&addr, "/user-dashboard", Some(&token));
+    assert_eq!(config_status(&addr)["generation"], 1);
+
+    // The quota from the file: a burst of two.
+    for _ in 0..2 {
+        let reply = dashboard();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert_eq!(header(&reply, "ratelimit-limit"), Some("2"));
+    }
+    assert!(dashboard().starts_with("HTTP/1.1 429"));
+
+    // A changed quota applies without a restart: the file is watched.
+    std::fs::write(&config, quota(50)).expect("config");
+    wait_for_config(&addr, |c| c["generation"] == 2);
+    let reply = dashboard();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(header(&reply, "ratelimit-limit"), Some("50"));
+
+    // A broken file changes nothing and is reported.
+    std::fs::write(&config, "[rate_limit]\nburst = 0\n").expect("config");
+    let status = wait_for_config(&addr, |c| !c["lastReloadError"].is_null());
+    assert_eq!(status["generation"], 2, "{status}");
+    assert!(
+        status["lastReloadError"]
+            .as_str()
+            .is_some_and(|e| e.contains("rate_limit.burst")),
+        "{status}"
+    );
+    let reply = dashboard();
+    assert_eq!(header(&reply, "ratelimit-limit"), Some("50"), "{reply}");
+    let metrics = http_get(&addr, "/metrics", None);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("bff_config_reloads_total")
+                && l.contains("result=\"error\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    // Mended, then a new endpoint file: a new route, without a restart.
+    std::fs::write(&config, quota(50)).expect("config");
+    wait_for_config(&addr, |c| {
+        c["generation"] == 3 && c["lastReloadError"].is_null()
+    });
+    assert!(http_get(&addr, "/whoami", Some(&token)).starts_with("HTTP/1.1 404"));
+    let whoami = "route = \"/whoami\"\n[calls.me]\nupstream = \"users\"\npath = \"/users/{$auth.sub}\"\n\
+                  [reply]\nshape = \"{id: $me.id}\"\n";
+    std::fs::write(endpoints.join("whoami.toml"), whoami).expect("endpoint file");
+    wait_for_config(&addr, |c| c["generation"] == 4);
+    let reply = http_get(&addr, "/whoami", Some(&token));
+    assert!(reply.ends_with(r#"{"id":"u1","degraded":[]}"#), "{reply}");
+
+    // A request in flight across a reload (SIGHUP) completes.
+    users
+        .delay_ms
+        .store(1200, std::sync::atomic::Ordering::SeqCst);
+    let in_flight = {
+        let (addr, token) = (addr.clone(), token.clone());
+        std::thread::spawn(move || http_get(&addr, "/whoami", Some(&token)))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let hangup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hangup.success());
+    wait_for_config(&addr, |c| c["generation"] == 5);
+    assert!(
+        !in_flight.is_finished(),
+        "the request was still in flight at the swap"
+    );
+    let reply = in_flight.join().expect("the request thread");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with(r#"{"id":"u1","degraded":[]}"#), "{reply}");
+    assert_eq!(running.0.id(), pid, "the same process served throughout");
+    stop(running);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(endpoints);
 }

@@ -1,12 +1,14 @@
-//! The dashboard fan-out: profile, recent orders and notifications at once.
+//! The dashboard fan-out in Rust, as the BFFs had it before their
+//! dashboards were declared: profile, recent orders and notifications at
+//! once over the shop's typed clients.
 
 use bff_core::compose::{Composed, Degraded, optional, required, timed};
 use bff_core::upstream::Caller;
 
-use crate::ShopClients;
-use crate::clients::notifications::NotificationsPage;
-use crate::clients::orders::Order;
-use crate::clients::users::User;
+use bff_shop::ShopClients;
+use bff_shop::clients::notifications::NotificationsPage;
+use bff_shop::clients::orders::Order;
+use bff_shop::clients::users::User;
 
 /// How much of each part a BFF wants.
 #[derive(Debug, Clone, Copy)]
