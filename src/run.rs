@@ -312,7 +312,7 @@ fn succeed(source: &ConfigSource<'_>, served: &AppState) -> Result<(AppState, Ro
     }
     config.validate().map_err(|e| e.to_string())?;
     let state = served.succeeding(config).map_err(|e| e.to_string())?;
-    let app = (source.spec.app)(state.clone()).map_err(|e| e.to_string())?;
+    let app = build_app(source.spec, &state)?;
     Ok((state, app))
 }
 
@@ -412,8 +412,28 @@ pub fn assemble(
     if let Some(mint) = mint.filter(|_| serve_tokens) {
         state = state.with_token_mint(mint);
     }
-    let app = (spec.app)(state.clone()).map_err(|e| e.to_string())?;
+    let app = build_app(spec, &state)?;
     Ok(Assembled { state, app, tls })
+}
+
+/// The BFF's app on `state`. Two routes on one path and method (an
+/// endpoint file declaring a route a Rust handler serves) make the router
+/// panic as it is built: that is an error here, so a reload that brings
+/// one in is refused instead of ending the process.
+fn build_app(spec: BffSpec, state: &AppState) -> Result<Router, String> {
+    let built =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (spec.app)(state.clone())));
+    match built {
+        Ok(app) => app.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a route could not be added");
+            Err(format!("the routes conflict: {why}"))
+        }
+    }
 }
 
 /// `--demo` signs its own tokens: a key source set by the file or the

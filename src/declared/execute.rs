@@ -16,7 +16,7 @@ use super::plan::{Batch, Call, DeclaredEndpoint, IDS_VAR, Piece, ServedEndpoint}
 use crate::compose::{Degraded, PartTiming, timed};
 use crate::error::{ApiError, ErrorCode};
 use crate::upstream::{
-    Caller, Endpoint, Fetched, Freshness, Target, UpstreamError, UpstreamErrorKind,
+    Caller, Endpoint, Fetched, Freshness, Parsed, Target, UpstreamError, UpstreamErrorKind,
 };
 
 /// The request's own values, as the endpoint's expressions read them.
@@ -342,8 +342,8 @@ async fn fetch<'a>(
             .into_iter()
             .next()
             .expect("one target for a single call");
-        let decode = |body: &[u8]| {
-            let value = parse(call, body)?;
+        let decode = |body: &[u8], parsed: Option<&Parsed>| {
+            let value = parse(call, body, parsed)?;
             if let Some(check) = &call.visible_if {
                 visible(call, check, &value, &value_of)?;
             }
@@ -363,8 +363,8 @@ async fn fetch<'a>(
         return (index, slot, vec![timing]);
     };
     let chunks = targets.into_iter().map(|target| {
-        let decode = |body: &[u8]| {
-            let reply = parse(call, body)?;
+        let decode = |body: &[u8], parsed: Option<&Parsed>| {
+            let reply = parse(call, body, parsed)?;
             let items = batch
                 .items
                 .run(reply, value_of)
@@ -425,7 +425,12 @@ fn item_key(item: &Val, key: &Val) -> Option<String> {
     }
 }
 
-fn parse(call: Bound<'_>, body: &[u8]) -> Result<Val, UpstreamError> {
+/// The reply as its check parsed it, or parsed now (a cached reply, a
+/// call without a contract).
+fn parse(call: Bound<'_>, body: &[u8], parsed: Option<&Parsed>) -> Result<Val, UpstreamError> {
+    if let Some(value) = parsed.and_then(|p| p.downcast_ref::<Val>()) {
+        return Ok(value.clone());
+    }
     jaq_json::read::parse_single(body).map_err(|e| {
         call.endpoint
             .error(UpstreamErrorKind::BadBody("not JSON"))
@@ -502,10 +507,55 @@ fn shape(
         })
         .collect();
     jaq_json::Rc::make_mut(&mut fields).insert(text("degraded"), entries);
-    let mut body = Vec::with_capacity(1024);
-    use std::io::Write as _;
-    write!(body, "{}", Val::Obj(fields)).map_err(|e| shape_failed(endpoint, &e.to_string()))?;
+    let mut body = Vec::with_capacity(2048);
+    write_json(&Val::Obj(fields), &mut body);
     Ok(Bytes::from(body))
+}
+
+/// `value` as JSON, straight into `out`: strings escaped as serde_json
+/// escapes them (invalid UTF-8 replaced), numbers as jaq prints them.
+fn write_json(value: &Val, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    match value {
+        Val::Null => out.extend_from_slice(b"null"),
+        Val::Bool(true) => out.extend_from_slice(b"true"),
+        Val::Bool(false) => out.extend_from_slice(b"false"),
+        Val::Num(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Val::TStr(bytes) | Val::BStr(bytes) => write_str(bytes, out),
+        Val::Arr(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(item, out);
+            }
+            out.push(b']');
+        }
+        Val::Obj(fields) => {
+            out.push(b'{');
+            for (i, (key, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match key {
+                    Val::TStr(bytes) | Val::BStr(bytes) => write_str(bytes, out),
+                    other => write_str(other.to_string().as_bytes(), out),
+                }
+                out.push(b':');
+                write_json(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(bytes);
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &*text);
 }
 
 fn shape_failed(endpoint: &DeclaredEndpoint, why: &str) -> ApiError {

@@ -14,6 +14,8 @@ use jaq_core::load::{Arena, File, Lexer, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 
+use super::fast::Fast;
+
 /// The variables every expression may use besides the calls' own.
 pub const REQUEST_VARS: [&str; 4] = ["auth", "path", "query", "headers"];
 
@@ -23,6 +25,8 @@ type Filter = jaq_core::Filter<data::JustLut<Val>>;
 /// [`Expr::run`] expects their values.
 pub struct Expr {
     filter: Filter,
+    /// The same expression for the direct evaluator, when it takes it.
+    fast: Option<Fast>,
     /// The variables it was compiled with, without `$`.
     vars: Vec<String>,
     /// The source, for errors.
@@ -33,6 +37,7 @@ impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Expr")
             .field("source", &self.source)
+            .field("direct", &self.fast.is_some())
             .field("vars", &self.vars)
             .finish()
     }
@@ -95,9 +100,15 @@ impl Expr {
             })?;
         Ok(Self {
             filter,
+            fast: Fast::compile(code, &vars),
             vars,
             source: code.to_owned(),
         })
+    }
+
+    /// Whether the direct evaluator runs it (jaq otherwise).
+    pub fn is_direct(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// The calls `code` reads (`$name` tokens naming one of `calls`). A
@@ -118,11 +129,23 @@ impl Expr {
         input: Val,
         values: impl Fn(&str) -> Option<&'a Val>,
     ) -> Result<Vec<Val>, RunError> {
-        let vars = Vars::new(
-            self.vars
-                .iter()
-                .map(|name| values(name).cloned().unwrap_or(Val::Null)),
-        );
+        let values: Vec<Val> = self
+            .vars
+            .iter()
+            .map(|name| values(name).cloned().unwrap_or(Val::Null))
+            .collect();
+        if let Some(fast) = &self.fast
+            && let Ok(outputs) = fast.run(&input, &values)
+        {
+            return Ok(outputs);
+        }
+        self.run_jaq(input, values)
+    }
+
+    /// The expression run by jaq: the reference, and what runs whatever
+    /// the direct evaluator does not take.
+    fn run_jaq(&self, input: Val, values: Vec<Val>) -> Result<Vec<Val>, RunError> {
+        let vars = Vars::new(values);
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, vars);
         self.filter
             .id
@@ -254,6 +277,92 @@ mod tests {
             .run_one(Val::Null, |name| (name == "orders").then_some(&orders))
             .expect("runs");
         assert_eq!(out.to_string(), "5");
+    }
+
+    /// The direct evaluator gives what jaq gives, on every expression of
+    /// the shipped endpoints' kind and on inputs that take each branch.
+    #[test]
+    fn the_direct_evaluator_agrees_with_jaq() {
+        let vars = calls(&["a", "b", "m"]);
+        let names: Vec<String> = REQUEST_VARS
+            .iter()
+            .map(|v| (*v).to_owned())
+            .chain(vars.iter().cloned())
+            .collect();
+        let inputs = [
+            r#"{"id":"u1","name":"Ada","orders":[{"id":"o1","sellerId":"u2","items":[{"quantity":2},{"quantity":3}]},{"id":"o2","sellerId":"u9","items":[]}],"unreadCount":4,"n":1.5}"#,
+            r#"{"orders":[],"nickname":"ad"}"#,
+            "null",
+            r#"{"orders":null}"#,
+        ];
+        let m = val(r#"{"u2":{"id":"u2","name":"Bea"}}"#);
+        let expressions = [
+            "{id, name, email}",
+            "{displayName: .name, n: .n, x: 1, s: \"text\", t: true, z: null}",
+            ".orders | if . then [.[:1][] | {id, c: ([.items[].quantity] | add // 0)}] else null end",
+            "[.orders[]? | .id]",
+            ".orders[-1:]",
+            ".orders[0].id",
+            "[.orders[] | {id, seller: ($m[.sellerId] | if . then {id, name} else null end)}]",
+            ".nickname // \"none\"",
+            "(.orders | length), (.name | length)",
+            "[.orders[] | select(.sellerId == \"u2\") | .id]",
+            ".orders | map(.id)",
+            "{a: (1, 2), b: .id}",
+            ".id == $auth.sub",
+            ".id != \"u1\"",
+            "$a.name, $b",
+            "if .unreadCount then .unreadCount else 0 end",
+            "[.orders[].items[].quantity] | add",
+            ".orders[]",
+            // Outside the direct evaluator: jaq runs these.
+            "[.orders[] | .sellerId as $s | $s]",
+            ".n + 1",
+        ];
+        let auth = val(r#"{"sub":"u1","scopes":[]}"#);
+        let a = val(r#"{"name":"A"}"#);
+        for code in expressions {
+            let expr = Expr::compile(code, &vars).expect("compiles");
+            for input in inputs {
+                let value = |name: &str| match name {
+                    "auth" => Some(&auth),
+                    "a" => Some(&a),
+                    "m" => Some(&m),
+                    _ => None,
+                };
+                let values: Vec<Val> = names
+                    .iter()
+                    .map(|n| value(n).cloned().unwrap_or(Val::Null))
+                    .collect();
+                let jaq = expr
+                    .run_jaq(val(input), values.clone())
+                    .map(|out| out.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+                    .map_err(|e| e.0);
+                let direct = expr.fast.as_ref().map(|f| f.run(&val(input), &values));
+                // Where it answers, it answers as jaq does (where it does
+                // not, jaq answers).
+                if let Some(Ok(out)) = direct {
+                    let out: Vec<String> = out.iter().map(|v| v.to_string()).collect();
+                    assert_eq!(Ok(out), jaq.clone(), "`{code}` on {input}");
+                }
+                // Whatever path ran, `run` gives jaq's answer.
+                let ran = expr
+                    .run(val(input), value)
+                    .map(|out| out.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+                assert_eq!(ran.map_err(|e| e.0), jaq, "`{code}` on {input}");
+            }
+        }
+        // The shipped kinds of expression are all taken directly.
+        for code in &expressions[..expressions.len() - 2] {
+            assert!(
+                Expr::compile(code, &vars).expect("compiles").fast.is_some(),
+                "{code}"
+            );
+        }
+    }
+
+    fn val(json: &str) -> Val {
+        jaq_json::read::parse_single(json.as_bytes()).expect("json")
     }
 
     #[test]

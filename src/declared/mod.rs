@@ -10,6 +10,7 @@
 mod describe;
 mod execute;
 mod expr;
+mod fast;
 mod handler;
 mod plan;
 pub mod spec;

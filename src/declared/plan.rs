@@ -18,7 +18,7 @@ use crate::config::ConfigError;
 use crate::rate_limit::RateLimiter;
 use crate::server::AppState;
 use crate::upstream::contract::{Contract, Shape};
-use crate::upstream::{BadReply, BodyCheck, Endpoint, UpstreamName, shape_of};
+use crate::upstream::{BadReply, BodyCheck, Endpoint, Parsed, UpstreamName, shape_of};
 
 /// Variables of the request that come from the client: a call reading
 /// one states who may see its reply (`visible_if`).
@@ -43,6 +43,42 @@ pub struct DeclaredEndpoint {
     pub(super) headers: Vec<HeaderName>,
     pub(super) calls: Vec<Call>,
     pub(super) reply: Expr,
+}
+
+impl DeclaredEndpoint {
+    /// The expressions the direct evaluator does not take (jaq runs
+    /// them, at several times the cost), by key: a screen on the request
+    /// path should have none.
+    pub fn run_by_jaq(&self) -> Vec<String> {
+        let mut slow = Vec::new();
+        let mut note = |key: String, expr: &Expr| {
+            if !expr.is_direct() {
+                slow.push(key);
+            }
+        };
+        note("reply.shape".to_owned(), &self.reply);
+        for call in &self.calls {
+            let name = &call.name;
+            for (i, piece) in call.path.iter().enumerate() {
+                if let Piece::Expr(expr) = piece {
+                    note(format!("calls.{name}.path[{i}]"), expr);
+                }
+            }
+            for (param, piece) in &call.query {
+                if let Piece::Expr(expr) = piece {
+                    note(format!("calls.{name}.query.{param}"), expr);
+                }
+            }
+            if let Some(check) = &call.visible_if {
+                note(format!("calls.{name}.visible_if"), check);
+            }
+            if let Some(batch) = &call.batch {
+                note(format!("calls.{name}.batch.ids"), &batch.ids);
+                note(format!("calls.{name}.batch.items"), &batch.items);
+            }
+        }
+        slow
+    }
 }
 
 /// The headers a deprecated route's replies carry.
@@ -489,7 +525,8 @@ fn reply_check(shape: Option<Shape>) -> BodyCheck {
             shape.check(&value).map_err(|e| BadReply {
                 what: "wrong shape",
                 cause: Arc::new(e),
-            })
+            })?;
+            Ok(Some(Arc::new(value) as Parsed))
         })),
     }
 }

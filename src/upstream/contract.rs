@@ -72,45 +72,53 @@ impl std::fmt::Display for ShapeError {
 impl std::error::Error for ShapeError {}
 
 impl Shape {
-    /// Checks `value`, naming the first place it differs.
+    /// Checks `value`, naming the first place it differs. Nothing is
+    /// allocated unless it differs: the place is put together on the way
+    /// out of the error.
     pub fn check(&self, value: &Val) -> Result<(), ShapeError> {
-        self.check_at(value, &mut String::new())
+        self.check_in(value).map_err(|(mut place, expected)| {
+            place.reverse();
+            let place = if place.is_empty() {
+                "the reply".to_owned()
+            } else {
+                place.concat().trim_start_matches('.').to_owned()
+            };
+            ShapeError(format!("{place}: expected {expected}"))
+        })
     }
 
-    fn check_at(&self, value: &Val, at: &mut String) -> Result<(), ShapeError> {
-        let wrong = |expected: &str, at: &str| {
-            let place = if at.is_empty() { "the reply" } else { at };
-            Err(ShapeError(format!("{place}: expected {expected}")))
-        };
+    /// `Err((place, innermost first; what was expected))`.
+    fn check_in(&self, value: &Val) -> Result<(), (Vec<String>, String)> {
+        let wrong = |expected: &str| Err((Vec::new(), expected.to_owned()));
         match (self, value) {
             (Self::Any, _) | (Self::Nullable(_), Val::Null) | (Self::Bool, Val::Bool(_)) => Ok(()),
-            (Self::Nullable(inner), _) => inner.check_at(value, at),
+            (Self::Nullable(inner), _) => inner.check_in(value),
             (Self::Integer, Val::Num(n)) if is_integer(n) => Ok(()),
             (Self::Number, Val::Num(_)) => Ok(()),
             (Self::String { .. }, Val::TStr(_)) => Ok(()),
             (Self::Array(items), Val::Arr(values)) => {
-                let len = at.len();
                 for (i, item) in values.iter().enumerate() {
-                    at.push_str(&format!("[{i}]"));
-                    items.check_at(item, at)?;
-                    at.truncate(len);
+                    items.check_in(item).map_err(|(mut place, expected)| {
+                        place.push(format!("[{i}]"));
+                        (place, expected)
+                    })?;
                 }
                 Ok(())
             }
             (Self::Object(documented), Val::Obj(fields)) => {
-                let len = at.len();
                 for field in documented {
                     match fields.get(&field.key) {
                         Some(value) => {
-                            if !at.is_empty() {
-                                at.push('.');
-                            }
-                            at.push_str(&field.name);
-                            field.shape.check_at(value, at)?;
-                            at.truncate(len);
+                            field
+                                .shape
+                                .check_in(value)
+                                .map_err(|(mut place, expected)| {
+                                    place.push(format!(".{}", field.name));
+                                    (place, expected)
+                                })?
                         }
                         None if field.required => {
-                            return wrong(&format!("a field `{}`", field.name), at);
+                            return wrong(&format!("a field `{}`", field.name));
                         }
                         None => {}
                     }
@@ -118,21 +126,18 @@ impl Shape {
                 Ok(())
             }
             (Self::OneOf(shapes), _) => {
-                if shapes
-                    .iter()
-                    .any(|s| s.check_at(value, &mut at.clone()).is_ok())
-                {
+                if shapes.iter().any(|s| s.check_in(value).is_ok()) {
                     Ok(())
                 } else {
-                    wrong("one of the documented shapes", at)
+                    wrong("one of the documented shapes")
                 }
             }
-            (Self::Integer, _) => wrong("an integer", at),
-            (Self::Number, _) => wrong("a number", at),
-            (Self::Bool, _) => wrong("a boolean", at),
-            (Self::String { .. }, _) => wrong("a string", at),
-            (Self::Array(_), _) => wrong("an array", at),
-            (Self::Object { .. }, _) => wrong("an object", at),
+            (Self::Integer, _) => wrong("an integer"),
+            (Self::Number, _) => wrong("a number"),
+            (Self::Bool, _) => wrong("a boolean"),
+            (Self::String { .. }, _) => wrong("a string"),
+            (Self::Array(_), _) => wrong("an array"),
+            (Self::Object { .. }, _) => wrong("an object"),
         }
     }
 

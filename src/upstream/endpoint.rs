@@ -16,7 +16,7 @@ use super::coalesce::Coalescer;
 use super::config::UpstreamSettings;
 use super::instance::{CallLimits, Instance, bad_body};
 use super::observe::Observation;
-use super::request::{BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
+use super::request::{BodyCheck, Outcome, Parsed, Reply, Target, UpstreamRequest, shape_of};
 use super::retry::{Hedged, Retried, RetryBudget};
 use super::{Caller, UpstreamError, UpstreamErrorKind, UpstreamHealth, UpstreamName};
 use crate::metrics::Metrics;
@@ -222,7 +222,7 @@ impl Endpoint {
         visible: impl FnOnce(&T) -> bool,
     ) -> Result<Fetched<T>, UpstreamError> {
         let request = UpstreamRequest::get(target).expecting(shape_of::<T>);
-        self.get_with(caller, &request, |body| {
+        self.get_with(caller, &request, |body, _| {
             let value = self.decode(body)?;
             if visible(&value) {
                 Ok(value)
@@ -245,7 +245,7 @@ impl Endpoint {
         caller: &Caller,
         target: Target,
         check: BodyCheck,
-        decode: impl FnOnce(&[u8]) -> Result<T, UpstreamError>,
+        decode: impl FnOnce(&[u8], Option<&Parsed>) -> Result<T, UpstreamError>,
     ) -> Result<Fetched<T>, UpstreamError> {
         let request = UpstreamRequest::get(target).judged_by(check);
         self.get_with(caller, &request, decode).await
@@ -258,11 +258,11 @@ impl Endpoint {
         &self,
         caller: &Caller,
         request: &UpstreamRequest,
-        decode: impl FnOnce(&[u8]) -> Result<T, UpstreamError>,
+        decode: impl FnOnce(&[u8], Option<&Parsed>) -> Result<T, UpstreamError>,
     ) -> Result<Fetched<T>, UpstreamError> {
         self.call(caller, request, |reply| {
             let value = match reply.status {
-                StatusCode::OK => decode(&reply.body)?,
+                StatusCode::OK => decode(&reply.body, reply.parsed.as_ref())?,
                 StatusCode::NOT_FOUND => return Err(self.error(UpstreamErrorKind::NotFound)),
                 StatusCode::BAD_REQUEST => return Err(self.error(UpstreamErrorKind::Rejected)),
                 other => return Err(self.error(UpstreamErrorKind::Status(other))),

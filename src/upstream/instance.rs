@@ -160,9 +160,9 @@ impl Instance {
         let result = self
             .exchange(caller, request, limits, timeout)
             .await
-            .and_then(|reply| {
+            .and_then(|mut reply| {
                 if reply.status.is_success() {
-                    request.check.judge(&reply.body).map_err(|bad| {
+                    reply.parsed = request.check.judge(&reply.body).map_err(|bad| {
                         let mut error = limits.error(UpstreamErrorKind::BadBody(bad.what));
                         error.cause = Some(bad.cause);
                         error
@@ -254,6 +254,7 @@ impl Instance {
             body: body.freeze(),
             caching,
             freshness: Freshness::Upstream,
+            parsed: None,
         })
     }
 }

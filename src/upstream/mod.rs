@@ -33,7 +33,7 @@ pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
 pub use endpoint::Endpoint;
 pub use instance::InstanceHealth;
-pub use request::{BadReply, BodyCheck, Outcome, Reply, Target, UpstreamRequest, shape_of};
+pub use request::{BadReply, BodyCheck, Outcome, Parsed, Reply, Target, UpstreamRequest, shape_of};
 
 use crate::config::types::ConfigError;
 use crate::metrics::Metrics;

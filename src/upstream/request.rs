@@ -20,12 +20,17 @@ use super::cache::{Fetched, Freshness};
 pub enum BodyCheck {
     /// The body decodes as a Rust type ([`shape_of`]).
     Decodes(fn(&[u8]) -> Result<(), serde_json::Error>),
-    /// Any other rule: a declared call's reply schema.
+    /// Any other rule: a declared call's reply schema. What it parsed on
+    /// the way travels with the reply ([`Reply::parsed`]), so the body is
+    /// not parsed twice.
     Rule(ReplyRule),
 }
 
-/// A rule a 2xx body must pass.
-pub type ReplyRule = Arc<dyn Fn(&[u8]) -> Result<(), BadReply> + Send + Sync>;
+/// A rule a 2xx body must pass; it may hand on what it parsed.
+pub type ReplyRule = Arc<dyn Fn(&[u8]) -> Result<Option<Parsed>, BadReply> + Send + Sync>;
+
+/// A reply's body as a rule parsed it (a declared call's, a `jaq_json::Val`).
+pub type Parsed = Arc<dyn std::any::Any + Send + Sync>;
 
 impl std::fmt::Debug for BodyCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,9 +42,9 @@ impl std::fmt::Debug for BodyCheck {
 }
 
 impl BodyCheck {
-    pub(super) fn judge(&self, body: &[u8]) -> Result<(), BadReply> {
+    pub(super) fn judge(&self, body: &[u8]) -> Result<Option<Parsed>, BadReply> {
         match self {
-            Self::Decodes(decodes) => decodes(body).map_err(|e| BadReply {
+            Self::Decodes(decodes) => decodes(body).map(|()| None).map_err(|e| BadReply {
                 what: if e.is_data() {
                     "wrong shape"
                 } else {
@@ -173,6 +178,9 @@ pub struct Reply<T> {
     pub caching: Option<HeaderMap>,
     /// Fetched now, or served from the cache.
     pub freshness: Freshness,
+    /// The body as its check parsed it, when a rule did (not for a reply
+    /// served from the cache).
+    pub parsed: Option<Parsed>,
 }
 
 impl Reply<Bytes> {
@@ -183,6 +191,7 @@ impl Reply<Bytes> {
             body,
             caching: None,
             freshness,
+            parsed: None,
         }
     }
 }

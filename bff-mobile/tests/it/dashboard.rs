@@ -50,3 +50,16 @@ async fn mobile_dashboard_degrades_when_orders_fail() {
         assert_eq!(body["unreadCount"], 4);
     }
 }
+
+#[test]
+fn the_declared_dashboard_runs_without_the_interpreter() {
+    let declared = bff_core::declared::Declared::load(
+        &bff_core::config::EndpointsConfig::default(),
+        bff_mobile::ENDPOINTS,
+        bff_shop::CONTRACTS,
+    )
+    .expect("the shipped endpoints compile");
+    for plan in declared.plans() {
+        assert_eq!(plan.run_by_jaq(), Vec::<String>::new(), "{}", plan.file);
+    }
+}

@@ -85,3 +85,16 @@ async fn sellers_failing_leave_the_orders_with_a_null_seller() {
         json!([{"source": "sellers", "code": "upstream_unavailable"}])
     );
 }
+
+#[test]
+fn every_shipped_screen_runs_without_the_interpreter() {
+    let declared = bff_core::declared::Declared::load(
+        &bff_core::config::EndpointsConfig::default(),
+        bff_web::ENDPOINTS,
+        bff_shop::CONTRACTS,
+    )
+    .expect("the shipped endpoints compile");
+    for plan in declared.plans() {
+        assert_eq!(plan.run_by_jaq(), Vec::<String>::new(), "{}", plan.file);
+    }
+}
