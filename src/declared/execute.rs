@@ -12,6 +12,7 @@ use futures_util::stream::FuturesUnordered;
 use jaq_json::{Map, Val};
 
 use super::expr::{Expr, as_text, text};
+use super::fast::{write_json, write_str};
 use super::plan::{Batch, Call, DeclaredEndpoint, IDS_VAR, Piece, ServedEndpoint};
 use crate::compose::{Degraded, PartTiming, timed};
 use crate::error::{ApiError, ErrorCode};
@@ -342,7 +343,7 @@ async fn fetch<'a>(
             .into_iter()
             .next()
             .expect("one target for a single call");
-        let decode = |body: &[u8], parsed: Option<&Parsed>| {
+        let decode = |body: &Bytes, parsed: Option<&Parsed>| {
             let value = parse(call, body, parsed)?;
             if let Some(check) = &call.visible_if {
                 visible(call, check, &value, &value_of)?;
@@ -363,7 +364,7 @@ async fn fetch<'a>(
         return (index, slot, vec![timing]);
     };
     let chunks = targets.into_iter().map(|target| {
-        let decode = |body: &[u8], parsed: Option<&Parsed>| {
+        let decode = |body: &Bytes, parsed: Option<&Parsed>| {
             let reply = parse(call, body, parsed)?;
             let items = batch
                 .items
@@ -427,11 +428,11 @@ fn item_key(item: &Val, key: &Val) -> Option<String> {
 
 /// The reply as its check parsed it, or parsed now (a cached reply, a
 /// call without a contract).
-fn parse(call: Bound<'_>, body: &[u8], parsed: Option<&Parsed>) -> Result<Val, UpstreamError> {
+fn parse(call: Bound<'_>, body: &Bytes, parsed: Option<&Parsed>) -> Result<Val, UpstreamError> {
     if let Some(value) = parsed.and_then(|p| p.downcast_ref::<Val>()) {
         return Ok(value.clone());
     }
-    jaq_json::read::parse_single(body).map_err(|e| {
+    super::read::parse(body).map_err(|e| {
         call.endpoint
             .error(UpstreamErrorKind::BadBody("not JSON"))
             .caused_by(e)
@@ -481,18 +482,39 @@ fn degraded(calls: &[Call], slots: &[Slot]) -> Vec<Degraded> {
 }
 
 /// The reply body: the endpoint's `reply` expression over every call's
-/// value, with `degraded` added.
+/// value, with `degraded` added. Written straight from the replies when
+/// the direct evaluator takes the expression; built as a value otherwise.
 fn shape(
     endpoint: &DeclaredEndpoint,
     request: &RequestValues,
     slots: &[Slot],
     degraded: &[Degraded],
 ) -> Result<Bytes, ApiError> {
+    let lookup = |name: &str| lookup(name, request, slots, &endpoint.calls);
+    let mut body = Vec::with_capacity(2048);
+    if endpoint.reply.render_object(&Val::Null, lookup, &mut body) {
+        // `{...}`: `degraded` goes before the closing brace.
+        body.pop();
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"degraded\":[");
+        for (i, d) in degraded.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(b"{\"source\":");
+            write_str(d.source.as_str().as_bytes(), &mut body);
+            body.extend_from_slice(b",\"code\":");
+            write_str(d.code.as_str().as_bytes(), &mut body);
+            body.push(b'}');
+        }
+        body.extend_from_slice(b"]}");
+        return Ok(Bytes::from(body));
+    }
     let reply = endpoint
         .reply
-        .run_one(Val::Null, |name| {
-            lookup(name, request, slots, &endpoint.calls)
-        })
+        .run_one(Val::Null, lookup)
         .map_err(|e| shape_failed(endpoint, &e.to_string()))?;
     let Val::Obj(mut fields) = reply else {
         return Err(shape_failed(endpoint, "the reply is not an object"));
@@ -507,55 +529,8 @@ fn shape(
         })
         .collect();
     jaq_json::Rc::make_mut(&mut fields).insert(text("degraded"), entries);
-    let mut body = Vec::with_capacity(2048);
     write_json(&Val::Obj(fields), &mut body);
     Ok(Bytes::from(body))
-}
-
-/// `value` as JSON, straight into `out`: strings escaped as serde_json
-/// escapes them (invalid UTF-8 replaced), numbers as jaq prints them.
-fn write_json(value: &Val, out: &mut Vec<u8>) {
-    use std::io::Write as _;
-    match value {
-        Val::Null => out.extend_from_slice(b"null"),
-        Val::Bool(true) => out.extend_from_slice(b"true"),
-        Val::Bool(false) => out.extend_from_slice(b"false"),
-        Val::Num(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Val::TStr(bytes) | Val::BStr(bytes) => write_str(bytes, out),
-        Val::Arr(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json(item, out);
-            }
-            out.push(b']');
-        }
-        Val::Obj(fields) => {
-            out.push(b'{');
-            for (i, (key, item)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                match key {
-                    Val::TStr(bytes) | Val::BStr(bytes) => write_str(bytes, out),
-                    other => write_str(other.to_string().as_bytes(), out),
-                }
-                out.push(b':');
-                write_json(item, out);
-            }
-            out.push(b'}');
-        }
-    }
-}
-
-fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
-    let text = String::from_utf8_lossy(bytes);
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &*text);
 }
 
 fn shape_failed(endpoint: &DeclaredEndpoint, why: &str) -> ApiError {

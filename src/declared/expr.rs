@@ -155,6 +155,33 @@ impl Expr {
             .collect()
     }
 
+    /// Writes the expression's one output as JSON straight into `out`
+    /// when the direct evaluator takes it and it is an object; `false`
+    /// (and `out` as it was) otherwise, for [`Self::run_one`] to do.
+    pub fn render_object<'a>(
+        &self,
+        input: &Val,
+        values: impl Fn(&str) -> Option<&'a Val>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(fast) = &self.fast else {
+            return false;
+        };
+        let values: Vec<Val> = self
+            .vars
+            .iter()
+            .map(|name| values(name).cloned().unwrap_or(Val::Null))
+            .collect();
+        let start = out.len();
+        match fast.render(input, &values, out) {
+            Ok(1) if out.get(start) == Some(&b'{') => true,
+            _ => {
+                out.truncate(start);
+                false
+            }
+        }
+    }
+
     /// Runs the expression for exactly one output.
     pub fn run_one<'a>(
         &self,
@@ -344,6 +371,21 @@ mod tests {
                 if let Some(Ok(out)) = direct {
                     let out: Vec<String> = out.iter().map(|v| v.to_string()).collect();
                     assert_eq!(Ok(out), jaq.clone(), "`{code}` on {input}");
+                }
+                // Written straight as JSON, it is jaq's outputs, printed.
+                let mut written = Vec::new();
+                if let Some(Ok(count)) = expr
+                    .fast
+                    .as_ref()
+                    .map(|f| f.render(&val(input), &values, &mut written))
+                {
+                    let printed = jaq.clone().map(|outs| (outs.join(","), outs.len()));
+                    let written = String::from_utf8(written).expect("UTF-8");
+                    assert_eq!(
+                        Ok((written, count)),
+                        printed,
+                        "`{code}` on {input}, written"
+                    );
                 }
                 // Whatever path ran, `run` gives jaq's answer.
                 let ran = expr

@@ -159,21 +159,89 @@ impl Fast {
     pub fn run(&self, input: &Val, vars: &[Val]) -> Result<Vec<Val>, Unsupported> {
         let mut out = Vec::new();
         self.each(input, vars, &mut |v| {
-            out.push(v);
+            out.push(v.clone());
             Ok(())
         })?;
         Ok(out)
     }
 
-    fn each(&self, input: &Val, vars: &[Val], out: &mut dyn FnMut(Val) -> Run) -> Run {
-        match self {
-            Self::Id => out(input.clone()),
-            Self::Var(i) => out(vars.get(*i).cloned().unwrap_or_default()),
-            Self::Lit(v) => out(v.clone()),
-            Self::Path(head, steps) => {
-                head.each(input, vars, &mut |v| apply(&v, steps, input, vars, out))
+    /// Writes every output for `input` as JSON into `out`, separated by
+    /// commas, without building the values: fields are written from the
+    /// replies they are read from. On `Unsupported`, `out` may hold part
+    /// of a value: the caller drops it.
+    pub fn render(
+        &self,
+        input: &Val,
+        vars: &[Val],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, Unsupported> {
+        let mut count = 0;
+        self.render_each(input, vars, out, &mut count)?;
+        Ok(count)
+    }
+
+    /// [`Self::render`], counting the outputs written in `count`.
+    fn render_each(&self, input: &Val, vars: &[Val], out: &mut Vec<u8>, count: &mut usize) -> Run {
+        let separate = |out: &mut Vec<u8>, count: &mut usize| {
+            if *count > 0 {
+                out.push(b',');
             }
-            Self::Pipe(l, r) => l.each(input, vars, &mut |v| r.each(&v, vars, out)),
+            *count += 1;
+        };
+        match self {
+            Self::Obj(fields) => {
+                separate(out, count);
+                out.push(b'{');
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json(key, out);
+                    out.push(b':');
+                    // A field has exactly one value here; a stream is jaq's.
+                    let mut values = 0;
+                    value.render_each(input, vars, out, &mut values)?;
+                    if values != 1 {
+                        return Err(Unsupported);
+                    }
+                }
+                out.push(b'}');
+                Ok(())
+            }
+            Self::Arr(inner) => {
+                separate(out, count);
+                out.push(b'[');
+                if let Some(inner) = inner {
+                    inner.render_each(input, vars, out, &mut 0)?;
+                }
+                out.push(b']');
+                Ok(())
+            }
+            Self::Pipe(l, r) => l.each(input, vars, &mut |v| r.render_each(v, vars, out, count)),
+            Self::Comma(l, r) => {
+                l.render_each(input, vars, out, count)?;
+                r.render_each(input, vars, out, count)
+            }
+            Self::If(branches, otherwise) => {
+                render_branch(branches, otherwise.as_deref(), input, vars, out, count)
+            }
+            _ => self.each(input, vars, &mut |v| {
+                separate(out, count);
+                write_json(v, out);
+                Ok(())
+            }),
+        }
+    }
+
+    fn each(&self, input: &Val, vars: &[Val], out: &mut dyn FnMut(&Val) -> Run) -> Run {
+        match self {
+            Self::Id => out(input),
+            Self::Var(i) => out(vars.get(*i).unwrap_or(&Val::Null)),
+            Self::Lit(v) => out(v),
+            Self::Path(head, steps) => {
+                head.each(input, vars, &mut |v| apply(v, steps, input, vars, out))
+            }
+            Self::Pipe(l, r) => l.each(input, vars, &mut |v| r.each(v, vars, out)),
             Self::Comma(l, r) => {
                 l.each(input, vars, out)?;
                 r.each(input, vars, out)
@@ -181,7 +249,7 @@ impl Fast {
             Self::Alt(l, r) => {
                 let mut any = false;
                 l.each(input, vars, &mut |v| {
-                    if truthy(&v) {
+                    if truthy(v) {
                         any = true;
                         out(v)?;
                     }
@@ -198,13 +266,13 @@ impl Fast {
                 let (mut left, mut right) = (l.run(input, vars)?, r.run(input, vars)?);
                 match (left.pop(), right.pop()) {
                     (Some(a), Some(b)) if left.is_empty() && right.is_empty() => {
-                        out(Val::Bool((a == b) == *equal))
+                        out(&Val::Bool((a == b) == *equal))
                     }
                     _ => Err(Unsupported),
                 }
             }
-            Self::Arr(None) => out(Val::Arr(Vec::new().into())),
-            Self::Arr(Some(inner)) => out(Val::Arr(inner.run(input, vars)?.into())),
+            Self::Arr(None) => out(&Val::Arr(Vec::new().into())),
+            Self::Arr(Some(inner)) => out(&Val::Arr(inner.run(input, vars)?.into())),
             Self::Obj(fields) => {
                 let mut values = Vec::with_capacity(fields.len());
                 for (_, value) in fields {
@@ -216,7 +284,7 @@ impl Fast {
                         .zip(values)
                         .map(|((key, _), mut v)| (key.clone(), v.pop().unwrap_or_default()))
                         .collect();
-                    return out(Val::obj(map));
+                    return out(&Val::obj(map));
                 }
                 // Several outputs somewhere: one object per combination.
                 product(fields, &values, 0, &mut Map::default(), out)
@@ -224,27 +292,27 @@ impl Fast {
             Self::If(branches, otherwise) => {
                 branch(branches, otherwise.as_deref(), input, vars, out)
             }
-            Self::Length => out(length(input)?),
-            Self::Add => out(add(input)?),
+            Self::Length => out(&length(input)?),
+            Self::Add => out(&add(input)?),
             Self::Map(f) => {
                 let mut items = Vec::new();
                 iterate(input, false, &mut |v| {
-                    f.each(&v, vars, &mut |x| {
-                        items.push(x);
+                    f.each(v, vars, &mut |x| {
+                        items.push(x.clone());
                         Ok(())
                     })
                 })?;
-                out(Val::Arr(items.into()))
+                out(&Val::Arr(items.into()))
             }
             Self::Select(f) => {
                 let mut keep = Vec::new();
                 f.each(input, vars, &mut |c| {
-                    keep.push(truthy(&c));
+                    keep.push(truthy(c));
                     Ok(())
                 })?;
                 for k in keep {
                     if k {
-                        out(input.clone())?;
+                        out(input)?;
                     }
                 }
                 Ok(())
@@ -253,22 +321,46 @@ impl Fast {
     }
 }
 
+/// [`branch`], writing JSON.
+fn render_branch(
+    branches: &[(Fast, Fast)],
+    otherwise: Option<&Fast>,
+    input: &Val,
+    vars: &[Val],
+    out: &mut Vec<u8>,
+    count: &mut usize,
+) -> Run {
+    let Some(((condition, then), rest)) = branches.split_first() else {
+        return match otherwise {
+            Some(e) => e.render_each(input, vars, out, count),
+            None => Fast::Id.render_each(input, vars, out, count),
+        };
+    };
+    condition.each(input, vars, &mut |c| {
+        if truthy(c) {
+            then.render_each(input, vars, out, count)
+        } else {
+            render_branch(rest, otherwise, input, vars, out, count)
+        }
+    })
+}
+
 /// The `if` branches from the first, for each output of its condition.
 fn branch(
     branches: &[(Fast, Fast)],
     otherwise: Option<&Fast>,
     input: &Val,
     vars: &[Val],
-    out: &mut dyn FnMut(Val) -> Run,
+    out: &mut dyn FnMut(&Val) -> Run,
 ) -> Run {
     let Some(((condition, then), rest)) = branches.split_first() else {
         return match otherwise {
             Some(e) => e.each(input, vars, out),
-            None => out(input.clone()),
+            None => out(input),
         };
     };
     condition.each(input, vars, &mut |c| {
-        if truthy(&c) {
+        if truthy(c) {
             then.each(input, vars, out)
         } else {
             branch(rest, otherwise, input, vars, out)
@@ -281,10 +373,10 @@ fn product(
     values: &[Vec<Val>],
     at: usize,
     built: &mut Map,
-    out: &mut dyn FnMut(Val) -> Run,
+    out: &mut dyn FnMut(&Val) -> Run,
 ) -> Run {
     let Some(((key, _), choices)) = fields.get(at).zip(values.get(at)) else {
-        return out(Val::obj(built.clone()));
+        return out(&Val::obj(built.clone()));
     };
     for choice in choices {
         built.insert(key.clone(), choice.clone());
@@ -300,13 +392,13 @@ fn apply(
     steps: &[(Step, bool)],
     input: &Val,
     vars: &[Val],
-    out: &mut dyn FnMut(Val) -> Run,
+    out: &mut dyn FnMut(&Val) -> Run,
 ) -> Run {
     let Some(((step, optional), rest)) = steps.split_first() else {
-        return out(value.clone());
+        return out(value);
     };
     match step {
-        Step::Iterate => iterate(value, *optional, &mut |v| apply(&v, rest, input, vars, out)),
+        Step::Iterate => iterate(value, *optional, &mut |v| apply(v, rest, input, vars, out)),
         Step::Slice(from, upto) => match value {
             Val::Arr(items) => {
                 let len = items.len() as isize;
@@ -319,30 +411,26 @@ fn apply(
             _ => Err(Unsupported),
         },
         Step::Index(index) => index.each(input, vars, &mut |key| {
-            let found = match (value, &key) {
-                (Val::Null, _) => Val::Null,
-                (Val::Obj(fields), Val::TStr(_)) => fields.get(&key).cloned().unwrap_or_default(),
+            let found = match (value, key) {
+                (Val::Null, _) => None,
+                (Val::Obj(fields), Val::TStr(_)) => fields.get(key),
                 (Val::Arr(items), Val::Num(Num::Int(i))) => {
                     let i = if *i < 0 { items.len() as isize + i } else { *i };
-                    usize::try_from(i)
-                        .ok()
-                        .and_then(|i| items.get(i))
-                        .cloned()
-                        .unwrap_or_default()
+                    usize::try_from(i).ok().and_then(|i| items.get(i))
                 }
                 _ if *optional => return Ok(()),
                 _ => return Err(Unsupported),
             };
-            apply(&found, rest, input, vars, out)
+            apply(found.unwrap_or(&Val::Null), rest, input, vars, out)
         }),
     }
 }
 
 /// `.[]`: an array's items, an object's values.
-fn iterate(value: &Val, optional: bool, out: &mut dyn FnMut(Val) -> Run) -> Run {
+fn iterate(value: &Val, optional: bool, out: &mut dyn FnMut(&Val) -> Run) -> Run {
     match value {
-        Val::Arr(items) => items.iter().try_for_each(|v| out(v.clone())),
-        Val::Obj(fields) => fields.values().try_for_each(|v| out(v.clone())),
+        Val::Arr(items) => items.iter().try_for_each(&mut *out),
+        Val::Obj(fields) => fields.values().try_for_each(out),
         _ if optional => Ok(()),
         _ => Err(Unsupported),
     }
@@ -419,4 +507,50 @@ fn plain(parts: &[StrPart<&str, Term<&str>>]) -> Option<String> {
         }
     }
     Some(text)
+}
+
+/// `value` as JSON, straight into `out`: strings escaped as serde_json
+/// escapes them (invalid UTF-8 replaced), numbers as jaq prints them.
+pub(super) fn write_json(value: &Val, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    match value {
+        Val::Null => out.extend_from_slice(b"null"),
+        Val::Bool(true) => out.extend_from_slice(b"true"),
+        Val::Bool(false) => out.extend_from_slice(b"false"),
+        Val::Num(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Val::TStr(bytes) | Val::BStr(bytes) => write_str(bytes, out),
+        Val::Arr(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(item, out);
+            }
+            out.push(b']');
+        }
+        Val::Obj(fields) => {
+            out.push(b'{');
+            for (i, (key, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match key {
+                    Val::TStr(bytes) | Val::BStr(bytes) => write_str(bytes, out),
+                    other => write_str(other.to_string().as_bytes(), out),
+                }
+                out.push(b':');
+                write_json(item, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+pub(super) fn write_str(bytes: &[u8], out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(bytes);
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &*text);
 }

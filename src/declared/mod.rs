@@ -13,6 +13,7 @@ mod expr;
 mod fast;
 mod handler;
 mod plan;
+mod read;
 pub mod spec;
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderName, HeaderValue};
+use bytes::Bytes;
 use jaq_json::Val;
 
 use super::expr::{Expr, REQUEST_VARS, text};
@@ -517,8 +518,8 @@ fn find_cycle(calls: &[Call]) -> Option<Vec<usize>> {
 fn reply_check(shape: Option<Shape>) -> BodyCheck {
     match shape {
         None => BodyCheck::Decodes(shape_of::<serde::de::IgnoredAny>),
-        Some(shape) => BodyCheck::Rule(Arc::new(move |body: &[u8]| {
-            let value = jaq_json::read::parse_single(body).map_err(|e| BadReply {
+        Some(shape) => BodyCheck::Rule(Arc::new(move |body: &Bytes| {
+            let value = super::read::parse(body).map_err(|e| BadReply {
                 what: "not JSON",
                 cause: Arc::new(e),
             })?;

@@ -245,7 +245,7 @@ impl Endpoint {
         caller: &Caller,
         target: Target,
         check: BodyCheck,
-        decode: impl FnOnce(&[u8], Option<&Parsed>) -> Result<T, UpstreamError>,
+        decode: impl FnOnce(&Bytes, Option<&Parsed>) -> Result<T, UpstreamError>,
     ) -> Result<Fetched<T>, UpstreamError> {
         let request = UpstreamRequest::get(target).judged_by(check);
         self.get_with(caller, &request, decode).await
@@ -258,7 +258,7 @@ impl Endpoint {
         &self,
         caller: &Caller,
         request: &UpstreamRequest,
-        decode: impl FnOnce(&[u8], Option<&Parsed>) -> Result<T, UpstreamError>,
+        decode: impl FnOnce(&Bytes, Option<&Parsed>) -> Result<T, UpstreamError>,
     ) -> Result<Fetched<T>, UpstreamError> {
         self.call(caller, request, |reply| {
             let value = match reply.status {

@@ -27,7 +27,7 @@ pub enum BodyCheck {
 }
 
 /// A rule a 2xx body must pass; it may hand on what it parsed.
-pub type ReplyRule = Arc<dyn Fn(&[u8]) -> Result<Option<Parsed>, BadReply> + Send + Sync>;
+pub type ReplyRule = Arc<dyn Fn(&Bytes) -> Result<Option<Parsed>, BadReply> + Send + Sync>;
 
 /// A reply's body as a rule parsed it (a declared call's, a `jaq_json::Val`).
 pub type Parsed = Arc<dyn std::any::Any + Send + Sync>;
@@ -42,7 +42,7 @@ impl std::fmt::Debug for BodyCheck {
 }
 
 impl BodyCheck {
-    pub(super) fn judge(&self, body: &[u8]) -> Result<Option<Parsed>, BadReply> {
+    pub(super) fn judge(&self, body: &Bytes) -> Result<Option<Parsed>, BadReply> {
         match self {
             Self::Decodes(decodes) => decodes(body).map(|()| None).map_err(|e| BadReply {
                 what: if e.is_data() {
