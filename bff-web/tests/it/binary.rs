@@ -951,6 +951,26 @@ fn a_broken_endpoint_file_stops_the_start_naming_file_and_key() {
         );
         let _ = std::fs::remove_dir_all(dir);
     }
+    // A route a Rust handler serves: refused, not a crash.
+    let text = format!("route = \"/graphql\"\n{ME}[reply]\nshape = \"{{}}\"\n");
+    let dir = bff_testkit::harness::endpoint_dir(&[("graphql.toml", &text)]);
+    let output = Command::new(BIN)
+        .arg("--check")
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
+        .env("BFF_AUTH__HS256_SECRET", SECRET)
+        .env("BFF_ENDPOINTS__DIR", &dir)
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("routes conflict") && stderr.contains("/graphql"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A users service answering every `GET /users/<id>` with a profile after
