@@ -40,31 +40,21 @@ pub const SPEC: BffSpec = BffSpec {
 /// The whole application, ready to serve: tests call this too.
 /// An error when the config lacks an upstream its routes call.
 pub fn app(state: AppState) -> Result<Router, ConfigError> {
-    let declared = Declared::load(&state.config().endpoints, ENDPOINTS, bff_shop::CONTRACTS)?;
+    let declared = bff_shop::declared(&state.config().endpoints, ENDPOINTS)?;
     let routes = routes(&state, &declared)?;
-    Ok(bff_core::server::router(state, routes, document(&declared)))
+    let document = bff_shop::api_document("bff-mobile", env!("CARGO_PKG_VERSION"), &declared);
+    Ok(bff_core::server::router(state, routes, document))
 }
 
 /// This BFF's OpenAPI document for the endpoint files `config` names
 /// (committed as `openapi/bff-mobile.json`, `bff-mobile --print-openapi`).
 pub fn openapi(config: &EndpointsConfig) -> Result<ApiDocument, ConfigError> {
-    Ok(document(&Declared::load(
-        config,
-        ENDPOINTS,
-        bff_shop::CONTRACTS,
-    )?))
-}
-
-/// The declared endpoints, `POST /orders` and GraphQL, described.
-fn document(declared: &Declared) -> ApiDocument {
-    let mut rust_routes = bff_shop::rest::routes_doc();
-    rust_routes.extend(bff_core::openapi::graphql_routes("/graphql"));
-    ApiDocument::new(
+    let declared = bff_shop::declared(config, ENDPOINTS)?;
+    Ok(bff_shop::api_document(
         "bff-mobile",
         env!("CARGO_PKG_VERSION"),
-        declared,
-        &rust_routes,
-    )
+        &declared,
+    ))
 }
 
 /// The mobile app's authenticated, rate-limited routes.

@@ -24,6 +24,27 @@ pub const CONTRACTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A BFF's declared endpoints (`embedded`, or `config.dir`'s), each call
+/// checked against the shop's [`CONTRACTS`].
+pub fn declared(
+    config: &bff_core::config::EndpointsConfig,
+    embedded: &[(&str, &str)],
+) -> Result<bff_core::declared::Declared, bff_core::config::ConfigError> {
+    bff_core::declared::Declared::load(config, embedded, CONTRACTS)
+}
+
+/// A shop BFF's OpenAPI document: its `declared` endpoints, `POST /orders`
+/// and GraphQL on `/graphql`.
+pub fn api_document(
+    bff: &str,
+    version: &str,
+    declared: &bff_core::declared::Declared,
+) -> bff_core::openapi::ApiDocument {
+    let mut rust_routes = rest::routes_doc();
+    rust_routes.extend(bff_core::openapi::graphql_routes("/graphql"));
+    bff_core::openapi::ApiDocument::new(bff, version, declared, &rust_routes)
+}
+
 /// Scope to place orders.
 #[derive(Debug)]
 pub struct OrdersWrite;
