@@ -477,6 +477,7 @@ fn print_demo_banner(spec: BffSpec, local: SocketAddr, mint: &dyn TokenMint) {
          Orders:    POST http://{local}/orders (scope orders:write, an Idempotency-Key)\n\
          Tokens:    {tokens}\n\
          Status:    http://{local}/status (live: upstreams, routes, limits)\n\
+         OpenAPI:   http://{local}/openapi.json (every REST route; its TypeScript is in openapi/)\n\
          Readiness: http://{local}/readyz\n\n\
          Try:\n\ncurl -s -H 'Authorization: Bearer {token}' http://{local}{path}\n",
         name = spec.name,
