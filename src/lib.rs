@@ -16,6 +16,7 @@ pub mod config;
 pub mod cors;
 pub mod declared;
 pub mod demo_token;
+pub mod drift;
 pub mod encoding;
 pub mod error;
 pub mod extract;

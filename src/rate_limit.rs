@@ -90,16 +90,6 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// The per-subject limiter of `rate_limit.per_second` / `burst`.
-    pub fn per_subject(config: &RateLimitConfig) -> Self {
-        Self::with_quota(config.per_second, config.burst)
-    }
-
-    /// The per-IP limiter counted before token verification.
-    pub fn per_ip(config: &RateLimitConfig) -> Self {
-        Self::with_quota(config.per_ip_per_second, config.per_ip_burst)
-    }
-
     pub fn with_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
         let quota = Quota::per_second(per_second).allow_burst(burst);
         Self {

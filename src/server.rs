@@ -105,24 +105,21 @@ impl AppState {
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys)?;
         let quota = &config.rate_limit;
-        let kept = |limiter: fn(&RateLimits) -> &Arc<RateLimiter>, per_second, burst| {
+        // The previous generation's limiter while its quota is the same
+        // (its counts carry over), a new one otherwise.
+        let limiter = |previous_one: fn(&RateLimits) -> &Arc<RateLimiter>, per_second, burst| {
             previous
-                .map(|p| limiter(&p.0.rate_limits))
+                .map(|p| previous_one(&p.0.rate_limits))
                 .filter(|l| l.quota() == (per_second, burst))
                 .cloned()
+                .unwrap_or_else(|| {
+                    let limiter = Arc::new(RateLimiter::with_quota(per_second, burst));
+                    RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
+                    limiter
+                })
         };
-        let rate_limiter =
-            kept(|l| &l.per_subject, quota.per_second, quota.burst).unwrap_or_else(|| {
-                let limiter = Arc::new(RateLimiter::per_subject(quota));
-                RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
-                limiter
-            });
-        let ip_rate_limiter = kept(|l| &l.per_ip, quota.per_ip_per_second, quota.per_ip_burst)
-            .unwrap_or_else(|| {
-                let limiter = Arc::new(RateLimiter::per_ip(quota));
-                RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
-                limiter
-            });
+        let rate_limiter = limiter(|l| &l.per_subject, quota.per_second, quota.burst);
+        let ip_rate_limiter = limiter(|l| &l.per_ip, quota.per_ip_per_second, quota.per_ip_burst);
         let trusted_proxies = TrustedProxies(config.http.trusted_proxies.clone().into());
         Ok(Self(Arc::new(Inner {
             name,

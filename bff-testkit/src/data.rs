@@ -68,6 +68,16 @@ fn user_id(n: usize) -> String {
     format!("u{n}")
 }
 
+/// The seeded name of user `id`, for tests that check a name reached a
+/// reply; panics for an id the seed does not have.
+pub fn user_name(id: &str) -> String {
+    users()
+        .into_iter()
+        .find(|u| u.id == id)
+        .map(|u| u.name)
+        .unwrap_or_else(|| panic!("no demo user {id}"))
+}
+
 pub fn users() -> Vec<User> {
     (1..=USER_COUNT)
         .map(|n| {

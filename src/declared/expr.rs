@@ -129,11 +129,7 @@ impl Expr {
         input: Val,
         values: impl Fn(&str) -> Option<&'a Val>,
     ) -> Result<Vec<Val>, RunError> {
-        let values: Vec<Val> = self
-            .vars
-            .iter()
-            .map(|name| values(name).cloned().unwrap_or(Val::Null))
-            .collect();
+        let values = self.values(values);
         if let Some(fast) = &self.fast
             && let Ok(outputs) = fast.run(&input, &values)
         {
@@ -167,11 +163,7 @@ impl Expr {
         let Some(fast) = &self.fast else {
             return false;
         };
-        let values: Vec<Val> = self
-            .vars
-            .iter()
-            .map(|name| values(name).cloned().unwrap_or(Val::Null))
-            .collect();
+        let values = self.values(values);
         let start = out.len();
         match fast.render(input, &values, out) {
             Ok(1) if out.get(start) == Some(&b'{') => true,
@@ -180,6 +172,14 @@ impl Expr {
                 false
             }
         }
+    }
+
+    /// Each variable's value, in the order the expression takes them.
+    fn values<'a>(&self, values: impl Fn(&str) -> Option<&'a Val>) -> Vec<Val> {
+        self.vars
+            .iter()
+            .map(|name| values(name).cloned().unwrap_or(Val::Null))
+            .collect()
     }
 
     /// Runs the expression for exactly one output.

@@ -53,7 +53,11 @@ pub fn method_router<S: Clone + Send + Sync + 'static>(
 async fn serve(served: &ServedEndpoint, metrics: &Metrics, request: Request) -> Response {
     let endpoint = &*served.plan;
     let (mut parts, _body) = request.into_parts();
-    let Some(auth) = parts.extensions.get::<Authenticated>().cloned() else {
+    // Taken first: it needs the parts mutably; the rest only borrows them.
+    let path = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok();
+    let Some(auth) = parts.extensions.get::<Authenticated>() else {
         return ApiError::Internal("a declared route without authentication".into())
             .into_response();
     };
@@ -63,7 +67,7 @@ async fn serve(served: &ServedEndpoint, metrics: &Metrics, request: Request) -> 
         }
         .into_response();
     }
-    let Some(ctx) = parts.extensions.get::<RequestContext>().cloned() else {
+    let Some(ctx) = parts.extensions.get::<RequestContext>() else {
         return ApiError::Internal("request context missing".into()).into_response();
     };
     let allowed = match &served.limiter {
@@ -76,28 +80,18 @@ async fn serve(served: &ServedEndpoint, metrics: &Metrics, request: Request) -> 
         },
         None => None,
     };
-    let Some(caller) = Caller::new(
-        &ctx,
-        auth.claims.subject.clone(),
-        auth.authorization.clone(),
-    ) else {
+    let Some(caller) = Caller::new(ctx, auth.claims.subject.clone(), auth.authorization.clone())
+    else {
         return ApiError::Internal("subject is not a valid header value".into()).into_response();
     };
     let caller = caller.with_deadline(ctx.received_at() + served.timeout);
-    let path = RawPathParams::from_request_parts(&mut parts, &())
-        .await
-        .ok();
     let values = RequestValues {
-        auth: auth_value(&auth),
-        path: object(
-            path.iter()
-                .flat_map(|params| params.iter())
-                .map(|(name, value)| (name, value.to_owned())),
-        ),
+        auth: auth_value(auth),
+        path: object(path.iter().flat_map(|params| params.iter())),
         query: query_value(endpoint, parts.uri.query()),
         headers: object(endpoint.headers.iter().filter_map(|name| {
             let value = parts.headers.get(name)?.to_str().ok()?;
-            Some((name.as_str(), value.to_owned()))
+            Some((name.as_str(), value))
         })),
     };
     let ran = run(served, &caller, &values).await;
@@ -154,6 +148,6 @@ fn query_value(endpoint: &DeclaredEndpoint, query: Option<&str>) -> Val {
     Val::obj(fields)
 }
 
-fn object<'a>(pairs: impl Iterator<Item = (&'a str, String)>) -> Val {
-    Val::obj(pairs.map(|(k, v)| (text(k), text(&v))).collect())
+fn object<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Val {
+    Val::obj(pairs.map(|(k, v)| (text(k), text(v))).collect())
 }

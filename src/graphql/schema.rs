@@ -68,19 +68,5 @@ where
 /// Compares the code's SDL with the committed file. On drift, the error
 /// names the first differing line and the command that regenerates it.
 pub fn check_sdl(actual: &str, committed: &str, regenerate: &str) -> Result<(), String> {
-    if actual == committed {
-        return Ok(());
-    }
-    let line = actual
-        .lines()
-        .zip(committed.lines())
-        .position(|(a, c)| a != c)
-        .unwrap_or_else(|| actual.lines().count().min(committed.lines().count()));
-    Err(format!(
-        "the schema in code differs from the committed SDL (first at line {}: code has {:?}, file has {:?}); \
-         regenerate it with `{regenerate}` and commit the result",
-        line + 1,
-        actual.lines().nth(line).unwrap_or(""),
-        committed.lines().nth(line).unwrap_or(""),
-    ))
+    crate::drift::check("the committed SDL", actual, committed, regenerate)
 }

@@ -291,17 +291,7 @@ impl Upstreams {
         config: &UpstreamsConfig,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
-        let mut endpoints = BTreeMap::new();
-        for (name, _) in config.named() {
-            endpoints.insert(
-                UpstreamName::new(name),
-                build_endpoint(config, name, metrics)?,
-            );
-        }
-        Ok(Self {
-            endpoints: Arc::new(endpoints),
-            taken: Arc::default(),
-        })
+        Self::build(config, metrics, None)
     }
 
     /// As [`Self::from_config`] after a config reload: an upstream whose
@@ -315,15 +305,25 @@ impl Upstreams {
         previous: &Upstreams,
         previous_config: &UpstreamsConfig,
     ) -> Result<Self, ConfigError> {
+        Self::build(config, metrics, Some((previous, previous_config)))
+    }
+
+    fn build(
+        config: &UpstreamsConfig,
+        metrics: &Arc<Metrics>,
+        previous: Option<(&Upstreams, &UpstreamsConfig)>,
+    ) -> Result<Self, ConfigError> {
         let settings = |config: &UpstreamsConfig, name: &str| {
             serde_json::to_value((config.bases(name), config.resolve(name))).ok()
         };
         let mut endpoints = BTreeMap::new();
         for (name, _) in config.named() {
-            let kept = previous
-                .endpoints
-                .get(name)
-                .filter(|_| settings(config, name) == settings(previous_config, name));
+            let kept = previous.and_then(|(upstreams, previous_config)| {
+                upstreams
+                    .endpoints
+                    .get(name)
+                    .filter(|_| settings(config, name) == settings(previous_config, name))
+            });
             let endpoint = match kept {
                 Some(endpoint) => endpoint.clone(),
                 None => build_endpoint(config, name, metrics)?,

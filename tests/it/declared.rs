@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{Bff, TestApp, assert_error_body, json_body, raw_http};
+use bff_testkit::data::user_name;
 use bff_testkit::{Fault, Service};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -105,14 +106,6 @@ key = "id"
 [reply]
 shape = "{names: [$query.ids | split(\",\")[] as $id | $people[$id].name]}"
 "#;
-
-fn user_name(id: &str) -> String {
-    bff_testkit::data::users()
-        .into_iter()
-        .find(|u| u.id == id)
-        .map(|u| u.name)
-        .unwrap_or_else(|| panic!("no demo user {id}"))
-}
 
 #[tokio::test]
 async fn batched_lookups_cost_one_call_per_hundred_ids_matched_by_id() {

@@ -28,20 +28,15 @@ fn described(spec: BffSpec, endpoints: &EndpointsConfig) -> String {
 
 /// Compares a described document with the committed one, naming the fix.
 fn check(bff: &str, actual: &str, committed: &str) -> Result<(), String> {
-    if actual == committed {
-        return Ok(());
-    }
-    let line = actual
-        .lines()
-        .zip(committed.lines())
-        .position(|(a, c)| a != c)
-        .map_or(actual.lines().count().min(committed.lines().count()), |i| i);
-    Err(format!(
-        "openapi/{bff}.json differs from what the code describes (first at line {}); \
-         run `cargo run -q -p {bff} -- --print-openapi > openapi/{bff}.json`, then \
-         `npm --prefix tests/openapi run generate`, and commit both",
-        line + 1
-    ))
+    bff_core::drift::check(
+        &format!("openapi/{bff}.json"),
+        actual,
+        committed,
+        &format!(
+            "cargo run -q -p {bff} -- --print-openapi > openapi/{bff}.json \
+             && npm --prefix tests/openapi run generate"
+        ),
+    )
 }
 
 #[test]

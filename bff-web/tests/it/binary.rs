@@ -931,10 +931,12 @@ fn a_broken_endpoint_file_stops_the_start_naming_file_and_key() {
             "OpenAPI",
         ),
     ];
-    for (name, text, key, says) in cases {
-        let file = format!("{name}.toml");
-        let dir = bff_testkit::harness::endpoint_dir(&[(&file, &text)]);
+    /// Starts the binary (`--check` or not) on one endpoint file: its exit
+    /// code and stderr.
+    fn start_on(args: &[&str], file: &str, text: &str) -> (Option<i32>, String) {
+        let dir = bff_testkit::harness::endpoint_dir(&[(file, text)]);
         let output = Command::new(BIN)
+            .args(args)
             .env("BFF_LISTEN", "127.0.0.1:0")
             .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
             .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
@@ -943,34 +945,27 @@ fn a_broken_endpoint_file_stops_the_start_naming_file_and_key() {
             .env("BFF_ENDPOINTS__DIR", &dir)
             .output()
             .expect("binary runs");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        let _ = std::fs::remove_dir_all(dir);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    }
+    for (name, text, key, says) in cases {
+        let file = format!("{name}.toml");
+        let (code, stderr) = start_on(&[], &file, &text);
+        assert_eq!(code, Some(1), "{name}: {stderr}");
         assert!(
             stderr.contains(&file) && stderr.contains(key) && stderr.contains(says),
             "{name}: stderr should name {file}, `{key}` and say `{says}`:\n{stderr}"
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
     // A route a Rust handler serves: refused, not a crash.
     let text = format!("route = \"/graphql\"\n{ME}[reply]\nshape = \"{{}}\"\n");
-    let dir = bff_testkit::harness::endpoint_dir(&[("graphql.toml", &text)]);
-    let output = Command::new(BIN)
-        .arg("--check")
-        .env("BFF_LISTEN", "127.0.0.1:0")
-        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
-        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
-        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
-        .env("BFF_AUTH__HS256_SECRET", SECRET)
-        .env("BFF_ENDPOINTS__DIR", &dir)
-        .output()
-        .expect("binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = start_on(&["--check"], "graphql.toml", &text);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("routes conflict") && stderr.contains("/graphql"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A users service answering every `GET /users/<id>` with a profile after

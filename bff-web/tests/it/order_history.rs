@@ -1,6 +1,7 @@
 //! `GET /order-history`, a declared screen: the caller's name and 20
 //! newest orders, each seller fetched in one batched call.
 
+use bff_testkit::data::user_name;
 use bff_testkit::harness::{TestApp, json_body, keys};
 use bff_testkit::{Fault, Service};
 use reqwest::StatusCode;
@@ -10,14 +11,6 @@ async fn history(app: &TestApp, user: &str) -> (StatusCode, Value) {
     let (status, _, body) =
         json_body(app.get("/order-history", Some(&app.token(user, ""))).await).await;
     (status, body)
-}
-
-fn user_name(id: &str) -> String {
-    bff_testkit::data::users()
-        .into_iter()
-        .find(|u| u.id == id)
-        .map(|u| u.name)
-        .unwrap_or_else(|| panic!("no demo user {id}"))
 }
 
 #[tokio::test]
