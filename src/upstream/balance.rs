@@ -278,7 +278,7 @@ mod tests {
             .collect();
         let limits = CallLimits {
             name,
-            http: reqwest::Client::new(),
+            http: super::super::client::for_tests(),
             timeout: Duration::from_millis(800),
             max_response_bytes: 1024,
             keep_caching: false,

@@ -23,8 +23,8 @@ use axum::http::Uri;
 use bytes::Bytes;
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy, RequestLike, ResponseLike};
 use lru::LruCache;
-use reqwest::header::{self, HeaderMap};
-use reqwest::{Method, StatusCode};
+use hyper::header::{self, HeaderMap};
+use hyper::{Method, StatusCode};
 
 use super::request::{Reply, UpstreamRequest};
 use super::{Caller, UpstreamError};
@@ -416,7 +416,7 @@ impl Cached {
 mod tests {
     use super::*;
 
-    use reqwest::header::HeaderValue;
+    use hyper::header::HeaderValue;
 
     fn caching(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -5,13 +5,14 @@ use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use reqwest::StatusCode;
+use hyper::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::balance::{Balanced, Tried};
 use super::cache::{Cached, Fetched};
+use super::client::UpstreamClient;
 use super::coalesce::Coalescer;
 use super::config::UpstreamSettings;
 use super::instance::{CallLimits, Instance, bad_body};
@@ -54,7 +55,7 @@ impl Endpoint {
     /// `metrics`.
     pub fn new(
         name: UpstreamName,
-        http: reqwest::Client,
+        http: UpstreamClient,
         bases: &[Url],
         metrics: Arc<Metrics>,
         settings: UpstreamSettings,

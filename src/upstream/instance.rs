@@ -7,9 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Request, Uri};
 use url::Url;
 
 use super::cache::{Freshness, caching_headers};
+use super::client::UpstreamClient;
 use super::guard::{CallOutcome, CircuitBreaker, CircuitState};
 use super::request::{Reply, UpstreamRequest};
 use super::{Caller, UpstreamError, UpstreamErrorKind, UpstreamName};
@@ -26,7 +31,7 @@ const COST_DECAY: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub(super) struct CallLimits {
     pub name: UpstreamName,
-    pub http: reqwest::Client,
+    pub http: UpstreamClient,
     pub timeout: Duration,
     pub max_response_bytes: usize,
     /// Whether replies' caching headers are kept (the cache is on).
@@ -42,8 +47,11 @@ impl CallLimits {
 /// One base URL of an upstream and what is known about it.
 #[derive(Debug)]
 pub(super) struct Instance {
-    /// The base URL without its trailing `/`: a target is appended to it.
-    base: String,
+    /// The base URL's scheme and authority, and its path without the
+    /// trailing `/`: a target is appended to that path.
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
     /// `scheme://host:port`, as `/readyz` and logs show the instance.
     label: Arc<str>,
     breaker: CircuitBreaker,
@@ -79,8 +87,17 @@ impl Instance {
         created: Instant,
     ) -> Self {
         let label: Arc<str> = base[..url::Position::BeforePath].into();
+        // A `BaseUrl` is an absolute http(s) URL with a host (config
+        // validation), so both parse; `Scheme::HTTP` and a placeholder
+        // authority only keep the constructor infallible.
+        let scheme = Scheme::try_from(base.scheme()).unwrap_or(Scheme::HTTP);
+        let authority =
+            Authority::try_from(&base[url::Position::BeforeHost..url::Position::AfterPort])
+                .unwrap_or_else(|_| Authority::from_static("invalid.invalid"));
         Self {
-            base: base.as_str().trim_end_matches('/').to_owned(),
+            scheme,
+            authority,
+            base_path: base.path().trim_end_matches('/').to_owned(),
             breaker: CircuitBreaker::new(name.clone(), label.clone(), breaker),
             label,
             in_flight: AtomicUsize::new(0),
@@ -199,6 +216,21 @@ impl Instance {
         (result, Some(outcome))
     }
 
+    /// The URI of `target` on this instance.
+    fn uri(&self, target: &str) -> Result<Uri, hyper::http::Error> {
+        let path_and_query = if self.base_path.is_empty() {
+            PathAndQuery::try_from(target)?
+        } else {
+            PathAndQuery::try_from(format!("{}{target}", self.base_path))?
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+
+    /// Sends the request and reads the whole reply within `timeout`.
     async fn exchange(
         &self,
         caller: &Caller,
@@ -206,58 +238,100 @@ impl Instance {
         limits: &CallLimits,
         timeout: Duration,
     ) -> Result<Reply<Bytes>, UpstreamError> {
-        let url = Url::parse(&format!("{}{}", self.base, outgoing.target.as_str()))
+        let uri = self
+            .uri(outgoing.target.as_str())
             .map_err(|e| limits.error(UpstreamErrorKind::Transport).caused_by(e))?;
-        let mut request = limits
-            .http
-            .request(outgoing.method.clone(), url)
-            .headers(caller.headers().clone())
-            .timeout(timeout);
+        // `Bytes` clones share the buffer: a retry copies nothing.
+        let mut request = Request::new(Full::new(outgoing.body.clone().unwrap_or_default()));
+        *request.method_mut() = outgoing.method.clone();
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        *headers = caller.headers().clone();
         if let Some(key) = &outgoing.idempotency_key {
-            request = request.header("idempotency-key", key.clone());
+            headers.insert(IDEMPOTENCY_KEY.clone(), key.clone());
         }
-        if let Some(body) = &outgoing.body {
-            // `Bytes` clones share the buffer: a retry copies nothing.
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
+        if outgoing.body.is_some() {
+            headers.insert(CONTENT_TYPE, APPLICATION_JSON.clone());
         }
-        let mut response = request
-            .send()
+        tokio::time::timeout(timeout, self.round_trip(request, limits))
             .await
-            .map_err(|e| classify(limits, e, timeout))?;
+            .unwrap_or_else(|_| Err(limits.error(UpstreamErrorKind::Timeout(timeout))))
+    }
+
+    /// One request and its whole reply, the body bounded by
+    /// `max_response_bytes`.
+    async fn round_trip(
+        &self,
+        request: Request<Full<Bytes>>,
+        limits: &CallLimits,
+    ) -> Result<Reply<Bytes>, UpstreamError> {
+        let response = limits.http.send(request).await.map_err(|e| {
+            let kind = if e.is_connect() {
+                UpstreamErrorKind::Unreachable
+            } else {
+                UpstreamErrorKind::Transport
+            };
+            limits.error(kind).caused_by(e)
+        })?;
         let status = response.status();
         let caching = limits
             .keep_caching
             .then(|| caching_headers(response.headers()))
             .flatten();
         let too_large = || limits.error(UpstreamErrorKind::BadBody("reply too large"));
-        if response
-            .content_length()
-            .is_some_and(|len| len > limits.max_response_bytes as u64)
-        {
+        let declared = response
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|len| len.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limits.max_response_bytes as u64) {
             return Err(too_large());
         }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| classify_body(limits, e, timeout))?
-        {
-            if body.len() + chunk.len() > limits.max_response_bytes {
+        let mut incoming = response.into_body();
+        // Most replies arrive as one frame: it is kept as it is, not copied.
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| {
+                limits
+                    .error(UpstreamErrorKind::BadBody("truncated"))
+                    .caused_by(e)
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue; // trailers
+            };
+            let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            if so_far + chunk.len() > limits.max_response_bytes {
                 return Err(too_large());
             }
-            body.extend_from_slice(&chunk);
+            match &first {
+                None => first = Some(chunk),
+                Some(head) => {
+                    if rest.is_empty() {
+                        rest.reserve(head.len() + chunk.len());
+                        rest.extend_from_slice(head);
+                    }
+                    rest.extend_from_slice(&chunk);
+                }
+            }
         }
+        let body = if rest.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            rest.freeze()
+        };
         Ok(Reply {
             status,
-            body: body.freeze(),
+            body,
             caching,
             freshness: Freshness::Upstream,
             parsed: None,
         })
     }
 }
+
+static IDEMPOTENCY_KEY: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("idempotency-key");
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Counts a call in flight to one instance until dropped.
 struct InFlight<'a>(&'a AtomicUsize);
@@ -316,26 +390,6 @@ pub(super) fn bad_body(limits: &CallLimits, e: serde_json::Error) -> UpstreamErr
         "not JSON"
     };
     limits.error(UpstreamErrorKind::BadBody(what)).caused_by(e)
-}
-
-fn classify(limits: &CallLimits, e: reqwest::Error, timeout: Duration) -> UpstreamError {
-    let kind = if e.is_timeout() {
-        UpstreamErrorKind::Timeout(timeout)
-    } else if e.is_connect() {
-        UpstreamErrorKind::Unreachable
-    } else {
-        UpstreamErrorKind::Transport
-    };
-    limits.error(kind).caused_by(e)
-}
-
-fn classify_body(limits: &CallLimits, e: reqwest::Error, timeout: Duration) -> UpstreamError {
-    let kind = if e.is_timeout() {
-        UpstreamErrorKind::Timeout(timeout)
-    } else {
-        UpstreamErrorKind::BadBody("truncated")
-    };
-    limits.error(kind).caused_by(e)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Upstreams: a registry of configured services by name, and the call
 //! mechanics every typed client builds on.
 //!
-//! Each upstream has one pooled `reqwest::Client` (built once at start)
+//! Each upstream has one pooled [`UpstreamClient`] (built once at start)
 //! and one or more instances; every call goes through [`Endpoint`], whose
 //! call path ([`Endpoint`]'s `call`, one layer per module: observe, cache,
 //! coalesce, retry (hedges too), balance, instance) bounds it, propagates
@@ -11,6 +11,7 @@
 mod balance;
 pub mod cache;
 mod caller;
+mod client;
 mod coalesce;
 pub mod config;
 pub mod contract;
@@ -27,10 +28,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use hyper::StatusCode;
 
 pub use cache::{Fetched, Freshness};
 pub use caller::Caller;
+pub use client::UpstreamClient;
 pub use endpoint::Endpoint;
 pub use instance::InstanceHealth;
 pub use request::{BadReply, BodyCheck, Outcome, Parsed, Reply, Target, UpstreamRequest, shape_of};
@@ -246,21 +248,10 @@ fn build_endpoint(
         });
     }
     let settings = config.resolve(name);
-    let http = reqwest::Client::builder()
-        // An upstream redirect is a misconfiguration; following it
-        // could send the caller's Authorization header elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        // Upstreams are internal services, reached directly.
-        .no_proxy()
-        .connect_timeout(settings.connect_timeout)
-        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-        .pool_idle_timeout(settings.pool_idle_timeout)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| ConfigError::Invalid {
-            key: format!("upstreams.{name}"),
-            message: format!("cannot build the HTTP client: {e}"),
-        })?;
+    let http = UpstreamClient::new(&settings).map_err(|e| ConfigError::Invalid {
+        key: format!("upstreams.{name}"),
+        message: format!("cannot build the HTTP client: {e}"),
+    })?;
     Ok(Endpoint::new(
         UpstreamName::new(name),
         http,

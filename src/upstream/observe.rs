@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::Method;
+use hyper::Method;
 use tracing::Instrument as _;
 
 use super::request::Outcome;
