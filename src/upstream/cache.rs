@@ -22,9 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::http::Uri;
 use bytes::Bytes;
 use http_cache_semantics::{BeforeRequest, CacheOptions, CachePolicy, RequestLike, ResponseLike};
-use lru::LruCache;
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, StatusCode};
+use lru::LruCache;
 
 use super::request::{Reply, UpstreamRequest};
 use super::{Caller, UpstreamError};
