@@ -305,73 +305,24 @@ pub fn router(state: AppState, routes: Router<AppState>, api: ApiDocument) -> Ro
         // GraphiQL's own scripts and stylesheet, no token needed.
         router = router.merge(crate::graphql::ide::routes());
     }
-    let mut router = router
+    let routed = router
         // Every route's template, for the access log and metrics.
         .route_layer(from_fn(tag_route))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    if state.config().profile == Profile::Development {
-        // Before auth: the IDE page itself needs no token.
-        router = router.layer(from_fn(crate::graphql::ide::serve_graphiql));
-    }
-    if state.config().tls.cert_path.is_some() {
-        // Served over TLS: browsers should never try plain HTTP again.
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        ));
-    }
-    if let Some(cors) = crate::cors::layer(&state.config().cors) {
-        // Preflights are answered here, before auth and routing.
-        router = router.layer(cors);
-    }
-    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    let development = state.config().profile == Profile::Development;
+    // The stack wraps the router once, not each route (`Router::layer`
+    // would wrap every route's service and clone that whole boxed stack
+    // per request). Outermost first. Keep README's layer inventory in step.
+    let stack = ServiceBuilder::new()
+        // On an `Accept-Encoding` tie, `br` or `gzip` rather than `zstd`.
+        .map_request(crate::encoding::prefer_br_or_gzip_on_ties)
+        // A compressed reply's `ETag` is weak: it was computed on the identity body.
+        .layer(from_fn(crate::conditional::weaken_when_encoded))
+        // Large replies are compressed as the client accepts (zstd, br,
+        // gzip); small ones are not worth the CPU.
         .layer(
-            // Outermost first. Keep README's layer inventory in step.
-            ServiceBuilder::new()
-                // Request id and trace context, for everything below; echoes X-Request-Id.
-                .layer(from_fn(attach_request_context))
-                // One span per request; its metrics and access log line once answered.
-                .layer(from_fn_with_state(
-                    Arc::<Metrics>::from_ref(&state),
-                    observe,
-                ))
-                // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
-                .layer(from_fn(render_error_body))
-                // Browsers must not guess a reply's type.
-                .layer(SetResponseHeaderLayer::overriding(
-                    X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                // Too many or too large headers: 431, before anything reads them.
-                .layer(from_fn_with_state(
-                    HeaderLimits::from_ref(&state),
-                    enforce_header_limits,
-                ))
-                // The client's address: the peer, or what trusted proxies forwarded for.
-                .layer(from_fn_with_state(
-                    TrustedProxies::from_ref(&state),
-                    resolve_client_ip,
-                ))
-                // Credentials are redacted from anything that logs headers.
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    AUTHORIZATION,
-                    PROXY_AUTHORIZATION,
-                    COOKIE,
-                ]))
-                // A panic becomes a 500 with the contract body, not a dropped connection.
-                .layer(CatchPanicLayer::new())
-                // A whole request, body read included, is bounded: slow clients get 408.
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    state.config().http.request_timeout,
-                ))
-                // Bodies past the limit are refused (413) before they are buffered.
-                .layer(DefaultBodyLimit::max(state.config().http.body_limit.get())),
-        )
-        .layer(
-            // Large replies are compressed as the client accepts (zstd, br,
-            // gzip); small ones are not worth the CPU.
             CompressionLayer::new().compress_when(
                 SizeAbove::new(
                     u16::try_from(state.config().http.compression_min_bytes.get())
@@ -382,13 +333,57 @@ pub fn router(state: AppState, routes: Router<AppState>, api: ApiDocument) -> Ro
                 .and(NotForContentType::SSE),
             ),
         )
-        // A compressed reply's `ETag` is weak: it was computed on the identity body.
-        .layer(from_fn(crate::conditional::weaken_when_encoded))
-        // On an `Accept-Encoding` tie, `br` or `gzip` rather than `zstd`.
-        .layer(tower::util::MapRequestLayer::new(
-            crate::encoding::prefer_br_or_gzip_on_ties,
+        // Request id and trace context, for everything below; echoes X-Request-Id.
+        .layer(from_fn(attach_request_context))
+        // One span per request; its metrics and access log line once answered.
+        .layer(from_fn_with_state(
+            Arc::<Metrics>::from_ref(&state),
+            observe,
         ))
-        .with_state(state)
+        // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
+        .layer(from_fn(render_error_body))
+        // Browsers must not guess a reply's type.
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        // Too many or too large headers: 431, before anything reads them.
+        .layer(from_fn_with_state(
+            HeaderLimits::from_ref(&state),
+            enforce_header_limits,
+        ))
+        // The client's address: the peer, or what trusted proxies forwarded for.
+        .layer(from_fn_with_state(
+            TrustedProxies::from_ref(&state),
+            resolve_client_ip,
+        ))
+        // Credentials are redacted from anything that logs headers.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            PROXY_AUTHORIZATION,
+            COOKIE,
+        ]))
+        // A panic becomes a 500 with the contract body, not a dropped connection.
+        .layer(CatchPanicLayer::new())
+        // A whole request, body read included, is bounded: slow clients get 408.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config().http.request_timeout,
+        ))
+        // Bodies past the limit are refused (413) before they are buffered.
+        .layer(DefaultBodyLimit::max(state.config().http.body_limit.get()))
+        // Preflights are answered here, before auth and routing.
+        .option_layer(crate::cors::layer(&state.config().cors))
+        // Served over TLS: browsers should never try plain HTTP again.
+        .option_layer(state.config().tls.cert_path.is_some().then(|| {
+            SetResponseHeaderLayer::overriding(
+                STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            )
+        }))
+        // In development, before auth: the IDE page itself needs no token.
+        .option_layer(development.then(|| from_fn(crate::graphql::ide::serve_graphiql)));
+    Router::new().fallback_service(stack.service(routed))
 }
 
 /// `GET /demo/token`, when a demo attached its mint; no routes otherwise.
