@@ -38,6 +38,17 @@ pub enum Workload {
     FanOut { calls: Vec<(SocketAddr, String)> },
 }
 
+impl Workload {
+    /// As `--workload` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Dashboard => "dashboard",
+            Self::GraphQl { .. } => "graphql",
+            Self::FanOut { .. } => "fan-out",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub target: SocketAddr,

@@ -2,8 +2,9 @@
 //! the same upstreams, same payloads, same load, in one run; prints the
 //! table and the ratios `BENCHMARKS.md` records.
 //!
-//! Usage: `bff-bench --bin-dir DIR [--smoke] [--no-pin]`. Run it pinned to
-//! the load CPU (`taskset -c 1`); it pins each gateway to CPU 0.
+//! Usage: `bff-bench --bin-dir DIR [--smoke] [--no-pin] [--rounds N]
+//! [--only bff-web,floor] [--workload dashboard|graphql]`. Run it pinned
+//! to the load CPU (`taskset -c 1`); it pins each gateway to CPU 0.
 
 mod load;
 mod targets;
@@ -27,6 +28,9 @@ struct Options {
     pin: bool,
     /// Only these gateways (`--only bff-web,floor`), e.g. to profile one.
     only: Option<Vec<String>>,
+    /// Only this saturation workload (`--workload dashboard|graphql`), no
+    /// fixed-rate scenario: a profile then counts one kind of request.
+    workload: Option<String>,
     rounds: usize,
     warmup: Duration,
     duration: Duration,
@@ -35,11 +39,17 @@ struct Options {
 }
 
 impl Options {
+    /// Whether the saturation workload `name` runs.
+    fn runs(&self, name: &str) -> bool {
+        self.workload.as_deref().is_none_or(|only| only == name)
+    }
+
     fn parse() -> Result<Self, String> {
         let mut bin_dir = None;
         let mut smoke = false;
         let mut pin = true;
         let mut only = None;
+        let mut workload = None;
         let mut rounds = None;
         let mut connections = None;
         let mut args = std::env::args().skip(1);
@@ -50,6 +60,10 @@ impl Options {
                 "--no-pin" => pin = false,
                 "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()),
                 "--connections" => connections = args.next().and_then(|n| n.parse().ok()),
+                "--workload" => match args.next().as_deref() {
+                    Some(name @ ("dashboard" | "graphql")) => workload = Some(name.to_owned()),
+                    _ => return Err("--workload takes dashboard or graphql".to_owned()),
+                },
                 "--only" => {
                     only = args
                         .next()
@@ -65,6 +79,7 @@ impl Options {
                 smoke,
                 pin,
                 only,
+                workload: workload.clone(),
                 rounds: 1,
                 warmup: Duration::from_millis(500),
                 duration: Duration::from_millis(1500),
@@ -77,6 +92,7 @@ impl Options {
                 smoke,
                 pin,
                 only,
+                workload: workload.clone(),
                 rounds: 3,
                 warmup: Duration::from_secs(2),
                 duration: Duration::from_secs(8),
@@ -179,7 +195,7 @@ async fn run(options: Options) -> Result<bool, String> {
         if target.kind.serves_everything() {
             workloads.push(graphql());
         }
-        for workload in workloads {
+        for workload in workloads.into_iter().filter(|w| options.runs(w.name())) {
             let spec = spec(
                 &options,
                 target,
@@ -212,12 +228,14 @@ async fn run(options: Options) -> Result<bool, String> {
             eprintln!("round {round}/{}: saturation", options.rounds);
         }
         for target in &targets {
-            let m = measure(&options, &upstreams, target, Workload::Dashboard, None).await;
-            results
-                .entry((Scenario::DashboardSaturation, target.kind.name()))
-                .or_default()
-                .push(m);
-            if target.kind.serves_everything() {
+            if options.runs("dashboard") {
+                let m = measure(&options, &upstreams, target, Workload::Dashboard, None).await;
+                results
+                    .entry((Scenario::DashboardSaturation, target.kind.name()))
+                    .or_default()
+                    .push(m);
+            }
+            if target.kind.serves_everything() && options.runs("graphql") {
                 let m = measure(&options, &upstreams, target, graphql(), None).await;
                 results
                     .entry((Scenario::GraphQlSaturation, target.kind.name()))
@@ -225,6 +243,23 @@ async fn run(options: Options) -> Result<bool, String> {
                     .push(m);
             }
         }
+    }
+    if options.workload.is_some() {
+        // A profiling run: what was served, nothing compared.
+        let mut all_valid = true;
+        for ((scenario, target), runs) in &results {
+            for m in runs {
+                all_valid &= !m.load.is_void();
+                println!(
+                    "{}, {target}: {} good replies, {:.0} req/s, {:.0} CPU µs/req",
+                    scenario.label(),
+                    m.load.ok,
+                    m.load.rps(),
+                    m.cpu_micros_per_request
+                );
+            }
+        }
+        return Ok(all_valid);
     }
     let peak_rss: Vec<(&str, u64)> = targets
         .iter()
