@@ -24,6 +24,7 @@ use super::documents::{DocumentError, DocumentRequest, Documents};
 use super::errors::{ensure_codes, metric_label, persisted_query_not_found, request_error};
 use super::limits;
 use super::nulls::Nullability;
+use super::parsed::ParsedDocuments;
 use super::schema::{BffSchema, introspection_schema};
 use crate::auth::Authenticated;
 use crate::config::{Config, Profile};
@@ -39,6 +40,8 @@ const JSON: &str = "application/json; charset=utf-8";
 pub struct GraphQlEndpoint<Q, M> {
     schema: BffSchema<Q, M>,
     documents: Documents,
+    /// Documents already parsed and checked against the limits.
+    parsed: ParsedDocuments,
     config: crate::config::GraphQlConfig,
     nullability: Nullability,
     /// Off in production, where `__schema` and `__type` are refused.
@@ -76,6 +79,7 @@ where
             nullability: Nullability::from_sdl(&schema.sdl()),
             schema,
             documents: Documents::new(trusted, &config.graphql, config.profile),
+            parsed: ParsedDocuments::default(),
             config: config.graphql.clone(),
             introspection,
             introspection_schema: introspection.then(|| introspection_schema(&config.graphql)),
@@ -214,8 +218,10 @@ where
         if let Err(message) = limits::check_size(&document, &self.config) {
             return request_failure(media, request_error(ErrorCode::BadRequest, message));
         }
-        let parsed = match async_graphql::parser::parse_query(&*document) {
-            Ok(parsed) => parsed,
+        let checked = match self.parsed.get_or_parse(&document, |parsed| {
+            limits::check_document(parsed, &self.config, self.introspection)
+        }) {
+            Ok(checked) => checked,
             Err(error) => {
                 return request_failure(
                     media,
@@ -223,21 +229,22 @@ where
                 );
             }
         };
+        let parsed = &checked.document;
         if operation.is_none() {
-            *operation = single_operation_name(&parsed);
+            *operation = single_operation_name(parsed);
         }
-        if let Err(message) = limits::check_document(&parsed, &self.config, self.introspection) {
-            return request_failure(media, request_error(ErrorCode::BadRequest, message));
+        if let Err(message) = &checked.verdict {
+            return request_failure(media, request_error(ErrorCode::BadRequest, message.clone()));
         }
         if let Err(message) = limits::check_variables(
-            &parsed,
+            parsed,
             wire.operation_name.as_deref(),
             wire.variables.as_ref(),
         ) {
             return request_failure(media, request_error(ErrorCode::BadRequest, message));
         }
         if method == Method::Get
-            && limits::selected_operation_type(&parsed, wire.operation_name.as_deref())
+            && limits::selected_operation_type(parsed, wire.operation_name.as_deref())
                 == Some(OperationType::Mutation)
         {
             let mut response =
@@ -249,9 +256,7 @@ where
         }
 
         let schema = match &self.introspection_schema {
-            Some(twin)
-                if limits::is_introspection_only(&parsed, wire.operation_name.as_deref()) =>
-            {
+            Some(twin) if limits::is_introspection_only(parsed, wire.operation_name.as_deref()) => {
                 twin
             }
             _ => &self.schema,
@@ -263,7 +268,7 @@ where
         if let Some(variables) = wire.variables {
             request = request.variables(Variables::from_json(Value::Object(variables)));
         }
-        request.set_parsed_query(parsed);
+        request.set_parsed_query(parsed.clone());
         // Every upstream call of this request is timed, the loader's too.
         let caller = caller.recording_timings();
         let mut request = request.data(state).data(caller.clone()).data(auth);
@@ -272,15 +277,12 @@ where
         }
         let mut response = schema.execute(request).await;
         if response.errors.iter().any(|e| !e.path.is_empty()) {
-            // Rare path: parse again rather than clone every document.
-            if let Ok(parsed) = async_graphql::parser::parse_query(&*document) {
-                self.nullability.apply(
-                    &parsed,
-                    wire.operation_name.as_deref(),
-                    &mut response.data,
-                    &response.errors,
-                );
-            }
+            self.nullability.apply(
+                parsed,
+                wire.operation_name.as_deref(),
+                &mut response.data,
+                &response.errors,
+            );
         }
         let timings = caller.timings();
         let mut reply = render(media, response, &timings);

@@ -12,6 +12,7 @@ pub mod http;
 pub mod ide;
 pub mod limits;
 pub mod nulls;
+mod parsed;
 pub mod schema;
 
 pub use documents::document_hash;
