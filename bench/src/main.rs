@@ -259,6 +259,13 @@ async fn run(options: Options) -> Result<bool, String> {
                 );
             }
         }
+        for target in &targets {
+            println!(
+                "peak RSS, {}: {:.1} MiB",
+                target.kind.name(),
+                target.peak_rss_kib() as f64 / 1024.0
+            );
+        }
         return Ok(all_valid);
     }
     let peak_rss: Vec<(&str, u64)> = targets
