@@ -294,7 +294,11 @@ impl Default for UpstreamSettings {
             timeout: Duration::from_millis(800),
             connect_timeout: Duration::from_millis(250),
             max_response_bytes: ByteSize::mib(1),
-            pool_max_idle_per_host: 64,
+            // As many as `max_in_flight` lets be busy at once: under a
+            // steady load a call finds an idle connection instead of one
+            // being closed as another opens (with 64, about one call in
+            // 35 opened a connection at 256 concurrent dashboards).
+            pool_max_idle_per_host: 256,
             pool_idle_timeout: Duration::from_secs(60),
             max_in_flight: NonZeroUsize::new(256).expect("not zero"),
             breaker: BreakerConfig::default(),
