@@ -4,6 +4,7 @@
 //! the request at once, and the reply is shaped from what came back.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -13,7 +14,7 @@ use jaq_json::{Map, Val};
 
 use super::expr::{Expr, as_text, text};
 use super::fast::{write_json, write_str};
-use super::plan::{Batch, Call, DeclaredEndpoint, IDS_VAR, Piece, ServedEndpoint};
+use super::plan::{Batch, Call, DeclaredEndpoint, IDS_VAR, Piece, Projected, ServedEndpoint};
 use crate::compose::{Degraded, PartTiming, timed};
 use crate::error::{ApiError, ErrorCode};
 use crate::upstream::{
@@ -426,11 +427,14 @@ fn item_key(item: &Val, key: &Val) -> Option<String> {
     }
 }
 
-/// The reply as its check parsed it, or parsed now (a cached reply, a
-/// call without a contract).
+/// The reply as its check built it when that reads as far as this call
+/// does, or parsed now, whole (a cached reply, a call without a
+/// contract, a reply coalesced with another endpoint's call).
 fn parse(call: Bound<'_>, body: &Bytes, parsed: Option<&Parsed>) -> Result<Val, UpstreamError> {
-    if let Some(value) = parsed.and_then(|p| p.downcast_ref::<Val>()) {
-        return Ok(value.clone());
+    if let Some(built) = parsed.and_then(|p| p.downcast_ref::<Projected>())
+        && (built.need.is_whole() || Arc::ptr_eq(&built.need, &call.need))
+    {
+        return Ok(built.value.clone());
     }
     super::read::parse(body).map_err(|e| {
         call.endpoint

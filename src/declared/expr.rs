@@ -6,7 +6,7 @@
 //! call. Which call variables an expression names is read off its tokens,
 //! so a call that uses another's reply waits for it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use jaq_core::load::lex::{StrPart, Tok, Token};
@@ -15,6 +15,7 @@ use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 
 use super::fast::Fast;
+use super::need::Need;
 
 /// The variables every expression may use besides the calls' own.
 pub const REQUEST_VARS: [&str; 4] = ["auth", "path", "query", "headers"];
@@ -104,6 +105,24 @@ impl Expr {
             vars,
             source: code.to_owned(),
         })
+    }
+
+    /// What it reads of each variable (by name) when run on `input` (a
+    /// variable's value, by name, or a computed value: `None`); `None`
+    /// when jaq runs it, which may read anything.
+    pub fn needs(&self, input: Option<&str>) -> Option<BTreeMap<String, Need>> {
+        let fast = self.fast.as_ref()?;
+        let place = input
+            .and_then(|name| self.vars.iter().position(|v| v == name))
+            .and_then(super::need::input_of);
+        let mut by_index = BTreeMap::new();
+        super::need::collect(fast, place, &mut by_index);
+        Some(
+            by_index
+                .into_iter()
+                .filter_map(|(i, need)| Some((self.vars.get(i)?.clone(), need)))
+                .collect(),
+        )
     }
 
     /// Whether the direct evaluator runs it (jaq otherwise).

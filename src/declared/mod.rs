@@ -12,7 +12,9 @@ mod execute;
 mod expr;
 mod fast;
 mod handler;
+mod need;
 mod plan;
+mod project;
 mod read;
 pub mod spec;
 

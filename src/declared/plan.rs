@@ -14,6 +14,7 @@ use bytes::Bytes;
 use jaq_json::Val;
 
 use super::expr::{Expr, REQUEST_VARS, text};
+use super::need::Need;
 use super::spec::{BatchSpec, CachePolicy, CallSpec, DeprecationSpec, EndpointSpec};
 use crate::config::ConfigError;
 use crate::rate_limit::RateLimiter;
@@ -108,6 +109,9 @@ pub(super) struct Call {
     pub reply_shape: Option<Shape>,
     /// How a reply is judged before the call counts as a success.
     pub check: BodyCheck,
+    /// What the endpoint's expressions read of the reply: what is built
+    /// of it (the rest is checked, not built).
+    pub need: Arc<Need>,
     /// Every variable its expressions read besides the request's: what a
     /// started call carries along.
     pub reads: Vec<String>,
@@ -254,6 +258,12 @@ pub fn compile(
     }
     let reply = Expr::compile(&spec.reply.shape, &names)
         .map_err(|e| problems.at("reply.shape", format!("is not a valid expression: {e}")))?;
+    let needs = reply_needs(&calls, &reply);
+    for (call, need) in calls.iter_mut().zip(needs) {
+        let need = Arc::new(need);
+        call.check = reply_check(call.reply_shape.clone(), need.clone());
+        call.need = need;
+    }
     let deprecation = spec
         .deprecated
         .as_ref()
@@ -407,7 +417,8 @@ fn compile_call(
         .transpose()?;
     Ok(Call {
         name: UpstreamName::new(name),
-        check: reply_check(reply_shape.clone()),
+        check: BodyCheck::Decodes(shape_of::<serde::de::IgnoredAny>),
+        need: Arc::new(Need::whole()),
         reply_shape,
         upstream: call.upstream.clone(),
         required: call.required,
@@ -512,24 +523,87 @@ fn find_cycle(calls: &[Call]) -> Option<Vec<usize>> {
     })
 }
 
+/// What the endpoint reads of each call's reply, by call: followed
+/// through every expression the direct evaluator runs. A batch call's
+/// reply is read whole (its items are matched by key), and so is every
+/// reply when an expression only jaq runs, which may read anything.
+fn reply_needs(calls: &[Call], reply: &Expr) -> Vec<Need> {
+    let mut needs: Vec<Need> = calls.iter().map(|_| Need::default()).collect();
+    let mut exprs: Vec<(&Expr, Option<&str>)> = vec![(reply, None)];
+    for call in calls {
+        let pieces = call.path.iter().chain(call.query.iter().map(|(_, p)| p));
+        exprs.extend(pieces.filter_map(|piece| match piece {
+            Piece::Expr(expr) => Some((expr, None)),
+            Piece::Literal(_) => None,
+        }));
+        if let Some(check) = &call.visible_if {
+            exprs.push((check, Some(call.name.as_str())));
+        }
+        if let Some(batch) = &call.batch {
+            exprs.push((&batch.ids, None));
+            exprs.push((&batch.items, None));
+        }
+    }
+    for (expr, input) in exprs {
+        let Some(read) = expr.needs(input) else {
+            return calls.iter().map(|_| Need::whole()).collect();
+        };
+        for (name, need) in read {
+            if let Some(i) = calls.iter().position(|c| c.name.as_str() == name) {
+                needs[i].merge(need);
+            }
+        }
+    }
+    for (need, call) in needs.iter_mut().zip(calls) {
+        if call.batch.is_some() {
+            *need = Need::whole();
+        }
+    }
+    needs
+}
+
 /// A reply is judged by its contract's schema: one of the wrong shape
 /// counts against the service (breaker, outliers, readiness) like a 5xx.
-/// Without a contract, any JSON passes.
-fn reply_check(shape: Option<Shape>) -> BodyCheck {
+/// Without a contract, any JSON passes. What the check parsed travels on
+/// with the reply, built as far as `need` says ([`Projected`]).
+fn reply_check(shape: Option<Shape>, need: Arc<Need>) -> BodyCheck {
     match shape {
         None => BodyCheck::Decodes(shape_of::<serde::de::IgnoredAny>),
         Some(shape) => BodyCheck::Rule(Arc::new(move |body: &Bytes| {
-            let value = super::read::parse(body).map_err(|e| BadReply {
-                what: "not JSON",
-                cause: Arc::new(e),
-            })?;
-            shape.check(&value).map_err(|e| BadReply {
-                what: "wrong shape",
-                cause: Arc::new(e),
-            })?;
-            Ok(Some(Arc::new(value) as Parsed))
+            let value = match super::project::parse(body, &shape, &need) {
+                Ok(value) => value,
+                // Refused: the whole-reply check gives the verdict and
+                // its words (and takes the rare reply only it accepts).
+                Err(_) => {
+                    let value = super::read::parse(body).map_err(|e| BadReply {
+                        what: "not JSON",
+                        cause: Arc::new(e),
+                    })?;
+                    shape.check(&value).map_err(|e| BadReply {
+                        what: "wrong shape",
+                        cause: Arc::new(e),
+                    })?;
+                    return Ok(Some(Arc::new(Projected {
+                        need: Arc::new(Need::whole()),
+                        value,
+                    }) as Parsed));
+                }
+            };
+            Ok(Some(Arc::new(Projected {
+                need: need.clone(),
+                value,
+            }) as Parsed))
         })),
     }
+}
+
+/// A reply as a call's check built it: only as far as `need` reads it, so
+/// only a call reading no more may use it (a reply shared by coalescing
+/// may have been checked for another endpoint).
+#[derive(Debug)]
+pub(super) struct Projected {
+    pub need: Arc<Need>,
+    pub value: Val,
 }
 
 /// `Deprecation: @<seconds>` (RFC 9745), `Sunset: <HTTP-date>` (RFC 8594),
@@ -576,4 +650,49 @@ fn date(text: &str) -> Result<SystemTime, String> {
     };
     humantime::parse_rfc3339(&full)
         .map_err(|e| format!("`{text}` is not a date such as `2027-06-30`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape's output from every reply built only as far as the
+    /// endpoint reads it is the output from the whole replies: for each
+    /// endpoint file of both BFFs, on replies with every documented field
+    /// set and on replies with every nullable field null.
+    #[test]
+    fn replies_built_as_far_as_read_give_the_same_reply() {
+        let contracts = super::super::contracts(bff_shop::CONTRACTS).expect("contracts");
+        let files = bff_web::ENDPOINTS.iter().chain(bff_mobile::ENDPOINTS);
+        let mut compared = 0;
+        for (file, text) in files {
+            let endpoint = compile(file, text, &contracts).expect("compiles");
+            for nulls in [false, true] {
+                let mut whole = BTreeMap::new();
+                let mut built = BTreeMap::new();
+                for call in &endpoint.calls {
+                    let Some(shape) = &call.reply_shape else {
+                        continue;
+                    };
+                    let body = Bytes::from(shape.example(nulls).to_string());
+                    let full = super::super::read::parse(&body).expect("parses");
+                    let part = super::super::project::parse(&body, shape, &call.need)
+                        .expect("an example has the contract's shape");
+                    whole.insert(call.name.as_str().to_owned(), full);
+                    built.insert(call.name.as_str().to_owned(), part);
+                }
+                let from_whole = endpoint.reply.run(Val::Null, |name| whole.get(name));
+                let from_built = endpoint.reply.run(Val::Null, |name| built.get(name));
+                let show = |out: Result<Vec<Val>, _>| {
+                    out.map(|values| values.iter().map(Val::to_string).collect::<Vec<_>>())
+                        .map_err(|e: super::super::expr::RunError| e.0)
+                };
+                assert_eq!(show(from_built), show(from_whole), "{file}, nulls: {nulls}");
+                compared += 1;
+            }
+            let read_part = endpoint.calls.iter().any(|c| !c.need.is_whole());
+            assert!(read_part, "{file}: some reply is read only in part");
+        }
+        assert!(compared >= 6, "every endpoint file was compared");
+    }
 }

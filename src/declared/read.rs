@@ -10,15 +10,21 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// `body` as one JSON value.
 pub fn parse(body: &Bytes) -> Result<Val, serde_json::Error> {
-    let mut reader = serde_json::Deserializer::from_slice(body);
+    let mut reader = serde_json::Deserializer::from_str(utf8(body)?);
     let value = Seed(body).deserialize(&mut reader)?;
     reader.end()?;
     Ok(value)
 }
 
+/// The body as text, checked as UTF-8 once: a reader over a `str` does
+/// not check each string again (which, string by string, cost more).
+pub(super) fn utf8(body: &[u8]) -> Result<&str, serde_json::Error> {
+    std::str::from_utf8(body).map_err(serde::de::Error::custom)
+}
+
 /// Builds values whose unescaped strings borrow from the buffer.
 #[derive(Clone, Copy)]
-struct Seed<'b>(&'b Bytes);
+pub(super) struct Seed<'b>(pub(super) &'b Bytes);
 
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
     type Value = Val;
@@ -56,7 +62,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Val, E> {
-        // From `from_slice`: the string lies in the buffer.
+        // Borrowed from the reader's text: the string lies in the buffer.
         Ok(Val::TStr(Box::new(self.0.slice_ref(value.as_bytes()))))
     }
 
