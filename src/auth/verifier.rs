@@ -1,7 +1,11 @@
 //! Verifying a bearer token against the configured keys.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lru::LruCache;
+use sha2::{Digest as _, Sha256};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -65,6 +69,11 @@ struct TokenClaims {
     sub: String,
     #[serde(default)]
     scope: Option<String>,
+    /// Kept for a verified token's cache entry; jsonwebtoken checked them.
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
+    #[serde(default)]
+    nbf: Option<serde_json::Value>,
     /// Every other claim, by name only, for the required-claims check.
     #[serde(flatten)]
     others: HashMap<String, IgnoredAny>,
@@ -91,6 +100,28 @@ pub struct JwtVerifier {
     max_token_bytes: usize,
     typ: Option<String>,
     required_claims: Vec<String>,
+    /// `auth.leeway` in seconds, for a cached token's `exp` and `nbf`.
+    leeway: u64,
+    verified: Mutex<LruCache<[u8; 32], Arc<Verified>>>,
+}
+
+/// Tokens kept once verified, by their SHA-256 (so a large token costs
+/// no more to keep). A client sends the same token with every request
+/// until it expires, and checking its signature and claims again each
+/// time was a twentieth of a dashboard's CPU.
+const VERIFIED_KEPT: NonZeroUsize = NonZeroUsize::new(4096).expect("not zero");
+
+/// A token that passed every check, and what its next use must check
+/// again: its time window, and that the key it was verified with is
+/// still in the key set.
+#[derive(Debug)]
+struct Verified {
+    claims: Claims,
+    exp: u64,
+    nbf: Option<u64>,
+    kid: Option<String>,
+    /// The key set's key (with `auth.jwks_url`); `None` for a static key.
+    key: Option<Arc<PinnedKey>>,
 }
 
 impl JwtVerifier {
@@ -142,6 +173,8 @@ impl JwtVerifier {
             max_token_bytes: config.max_token_bytes.get(),
             typ: config.typ.clone(),
             required_claims: config.required_claims.clone(),
+            leeway: config.leeway.as_secs(),
+            verified: Mutex::new(LruCache::new(VERIFIED_KEPT)),
         })
     }
 
@@ -150,6 +183,13 @@ impl JwtVerifier {
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::TooLarge);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let known = self.lock_verified().get(&digest).cloned();
+        if let Some(known) = known
+            && let Some(claims) = self.still_valid(&known).await?
+        {
+            return Ok(claims);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
         // RFC 7515 §4.1.11: extensions listed as critical must be
@@ -164,12 +204,18 @@ impl JwtVerifier {
                 return Err(AuthError::Invalid);
             }
         }
-        let key = match &self.keys {
-            Keys::Static(key) => key,
-            Keys::Jwks(jwks) => &*jwks
-                .key_for(header.kid.as_deref())
-                .await
-                .ok_or(AuthError::Invalid)?,
+        let from_set = match &self.keys {
+            Keys::Static(_) => None,
+            Keys::Jwks(jwks) => Some(
+                jwks.key_for(header.kid.as_deref())
+                    .await
+                    .ok_or(AuthError::Invalid)?,
+            ),
+        };
+        let key = match (&self.keys, &from_set) {
+            (_, Some(key)) => &**key,
+            (Keys::Static(key), None) => key,
+            (Keys::Jwks(_), None) => return Err(AuthError::Invalid),
         };
         if header.alg != key.algorithm {
             return Err(AuthError::Invalid);
@@ -185,21 +231,66 @@ impl JwtVerifier {
                 _ => AuthError::Invalid,
             },
         )?;
-        let TokenClaims { sub, scope, others } = data.claims;
-        if !self
-            .required_claims
-            .iter()
-            .all(|claim| others.contains_key(claim))
-        {
+        let TokenClaims {
+            sub,
+            scope,
+            exp,
+            nbf,
+            others,
+        } = data.claims;
+        let present = |claim: &str| match claim {
+            "exp" => exp.is_some(),
+            "nbf" => nbf.is_some(),
+            _ => others.contains_key(claim),
+        };
+        if !self.required_claims.iter().all(|claim| present(claim)) {
             return Err(AuthError::Invalid);
         }
         if !is_valid_subject(&sub) {
             return Err(AuthError::Invalid);
         }
-        Ok(Claims {
+        let claims = Claims {
             subject: sub.into(),
             scope: scope.unwrap_or_default().into_boxed_str(),
-        })
+        };
+        // Kept only with whole-second times (what jsonwebtoken compares).
+        let nbf = nbf.map(|n| n.as_u64());
+        if let (Some(exp), None | Some(Some(_))) = (exp.and_then(|e| e.as_u64()), nbf) {
+            let token = Sha256::digest(token.as_bytes()).into();
+            let verified = Verified {
+                claims: claims.clone(),
+                exp,
+                nbf: nbf.flatten(),
+                kid: header.kid,
+                key: from_set,
+            };
+            self.lock_verified().put(token, Arc::new(verified));
+        }
+        Ok(claims)
+    }
+
+    /// A kept token's claims if it is still good: `Err` when its time is
+    /// up (as jsonwebtoken words it), `None` when its key has left the key
+    /// set (then it is verified again, and refused).
+    async fn still_valid(&self, known: &Verified) -> Result<Option<Claims>, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if known.exp < now.saturating_sub(self.leeway) {
+            return Err(AuthError::Expired);
+        }
+        if known.nbf.is_some_and(|nbf| nbf > now + self.leeway) {
+            return Err(AuthError::NotYetValid);
+        }
+        if let (Keys::Jwks(jwks), Some(key)) = (&self.keys, &known.key) {
+            match jwks.key_for(known.kid.as_deref()).await {
+                Some(current) if Arc::ptr_eq(&current, key) => {}
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(known.claims.clone()))
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], Arc<Verified>>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

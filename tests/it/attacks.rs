@@ -344,6 +344,23 @@ async fn exp_inside_the_leeway_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_token_accepted_before_is_refused_once_it_expires() {
+    // Verified tokens are kept for their next use: that must not outlive `exp`.
+    let app = TestApp::builder(Bff::Web)
+        .config("[auth]\nleeway = \"0s\"")
+        .spawn()
+        .await;
+    let exp = now() + 2;
+    let token = sign_hs256(SECRET, &json!({"sub": "u1", "exp": exp}));
+    assert_accepted(&app, &token).await;
+    assert_accepted(&app, &token).await;
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_refused(&app, &token).await;
+}
+
+#[tokio::test]
 async fn missing_exp() {
     let app = hs256_app().await;
     assert_refused(&app, &sign_hs256(SECRET, &claims(json!({"exp": null})))).await;
