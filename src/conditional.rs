@@ -21,14 +21,37 @@ use http_body::Body as _;
 /// smaller, and hashing must stay a small part of the request's cost.
 const MAX_TAGGED_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Middleware on the authenticated routes: tags a `200` GET reply and
-/// answers `304` when the client already holds it.
-pub async fn tag_and_match(request: Request, next: Next) -> Response {
-    if request.method() != Method::GET {
-        return next.run(request).await;
+/// What a request asks of its reply's validator: taken before the route
+/// runs, applied to what it answers ([`Self::tag_and_match`]).
+#[derive(Debug)]
+pub struct Conditional {
+    /// Only GETs are tagged.
+    get: bool,
+    if_none_match: Option<HeaderValue>,
+}
+
+impl Conditional {
+    pub fn of(request: &Request) -> Self {
+        let get = request.method() == Method::GET;
+        Self {
+            get,
+            if_none_match: get
+                .then(|| request.headers().get(IF_NONE_MATCH).cloned())
+                .flatten(),
+        }
     }
-    let if_none_match = request.headers().get(IF_NONE_MATCH).cloned();
-    let response = next.run(request).await;
+
+    /// Tags a `200` GET reply and answers `304` when the client already
+    /// holds it.
+    pub async fn tag_and_match(self, response: Response) -> Response {
+        if !self.get {
+            return response;
+        }
+        tag_and_match(self.if_none_match, response).await
+    }
+}
+
+async fn tag_and_match(if_none_match: Option<HeaderValue>, response: Response) -> Response {
     let exact = response.body().size_hint().exact();
     if response.status() != StatusCode::OK
         || response.headers().contains_key(ETAG)

@@ -21,6 +21,7 @@ pub mod encoding;
 pub mod error;
 pub mod extract;
 pub mod graphql;
+pub mod guard;
 pub mod header_limits;
 pub mod listener;
 pub mod metrics;

@@ -14,15 +14,14 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::auth::Authenticated;
+use crate::auth::{ApiKey, Authenticated};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, seconds_header};
 use crate::metrics::Metrics;
@@ -231,51 +230,90 @@ pub struct RateLimits {
     pub metrics: Arc<Metrics>,
 }
 
-/// Middleware: counts the request against its subject (or IP) and adds the
-/// RateLimit headers to whatever the route answers; `429` when over.
-pub async fn enforce_rate_limit(
-    State(limits): State<RateLimits>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// A request let through by its caller's quota: the RateLimit headers
+/// its reply gets.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The machine client's key, whose own quota it was counted against.
+    api_key: Option<Arc<ApiKey>>,
+    per_subject: Arc<RateLimiter>,
+    remaining: u32,
+    reset: Duration,
+}
+
+impl Admitted {
+    /// Adds the RateLimit headers, unless a route with its own, narrower
+    /// quota has written them.
+    pub fn write_headers(&self, response: &mut Response) {
+        if response.headers().contains_key(&RATELIMIT_LIMIT) {
+            return;
+        }
+        let limiter = self
+            .api_key
+            .as_ref()
+            .map_or(&*self.per_subject, |key| &key.limiter);
+        limiter.write_headers(response.headers_mut(), self.remaining, self.reset);
+    }
+}
+
+/// Counts the request against its caller's quota (its API key's own, or
+/// the BFF's per subject; per IP when unauthenticated): `Err` with the
+/// `429` when over.
+pub fn admit_caller<'a>(
+    limits: &'a RateLimits,
+    request: &'a Request,
+) -> Result<Admitted, Refused<'a>> {
     let api_key = request
         .extensions()
         .get::<Authenticated>()
-        .and_then(|auth| auth.api_key.clone());
-    // A machine client's key has its own quota; everyone else shares the BFF's.
-    let (limiter, key) = match &api_key {
+        .and_then(|auth| auth.api_key.as_ref());
+    let (limiter, key) = match api_key {
         Some(api_key) => (&api_key.limiter, LimitKey::Subject(api_key.name.clone())),
-        None => (&*limits.per_subject, key_for(&request)),
+        None => (&*limits.per_subject, key_for(request)),
     };
     match limiter.check(&key) {
-        Decision::Allowed { remaining, reset } => {
-            let mut response = next.run(request).await;
-            // A route with its own, narrower quota has written its headers.
-            if !response.headers().contains_key(&RATELIMIT_LIMIT) {
-                limiter.write_headers(response.headers_mut(), remaining, reset);
-            }
-            response
-        }
+        Decision::Allowed { remaining, reset } => Ok(Admitted {
+            api_key: api_key.cloned(),
+            per_subject: limits.per_subject.clone(),
+            remaining,
+            reset,
+        }),
         Decision::Limited { retry_after } => {
             limits.metrics.rate_limited(Limiter::Subject);
-            limiter.refusal(retry_after)
+            Err(Refused {
+                limiter,
+                retry_after,
+            })
         }
     }
 }
 
-/// Middleware, before authentication: counts every request against its
-/// client IP, so a flood of bad tokens is limited like any other.
-pub async fn enforce_ip_limit(
-    State(limits): State<RateLimits>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// A request over a quota: its `429` ([`Refused::into_response`]).
+#[derive(Debug)]
+pub struct Refused<'a> {
+    limiter: &'a RateLimiter,
+    retry_after: Duration,
+}
+
+impl IntoResponse for Refused<'_> {
+    fn into_response(self) -> Response {
+        self.limiter.refusal(self.retry_after)
+    }
+}
+
+/// Counts the request against its client IP, before authentication, so a
+/// flood of bad tokens is limited like any other: `Err` with the `429`
+/// when over.
+pub fn admit_ip<'a>(limits: &'a RateLimits, request: &Request) -> Result<(), Refused<'a>> {
     let limiter = &limits.per_ip;
-    match limiter.check(&LimitKey::Ip(client_ip(&request))) {
-        Decision::Allowed { .. } => next.run(request).await,
+    match limiter.check(&LimitKey::Ip(client_ip(request))) {
+        Decision::Allowed { .. } => Ok(()),
         Decision::Limited { retry_after } => {
             limits.metrics.rate_limited(Limiter::ClientIp);
-            limiter.refusal(retry_after)
+            Err(Refused {
+                limiter,
+                retry_after,
+            })
         }
     }
 }

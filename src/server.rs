@@ -8,8 +8,8 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION,
-    STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+    AUTHORIZATION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, STRICT_TRANSPORT_SECURITY,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
@@ -22,16 +22,15 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::auth::{ApiKeys, Credentials, JwtVerifier, authenticate};
+use crate::auth::{ApiKeys, Credentials, JwtVerifier};
 use crate::client_ip::{TrustedProxies, resolve_client_ip};
 use crate::config::{Config, ConfigError, Profile};
 use crate::error::{ApiError, render_error_body};
+use crate::guard::{Guard, guard};
 use crate::header_limits::{HeaderLimits, enforce_header_limits};
 use crate::metrics::Metrics;
 use crate::openapi::ApiDocument;
-use crate::rate_limit::{
-    RateLimiter, RateLimits, RouteLimiters, enforce_ip_limit, enforce_rate_limit,
-};
+use crate::rate_limit::{RateLimiter, RateLimits, RouteLimiters};
 use crate::reload::ReloadStatus;
 use crate::request_context::attach_request_context;
 use crate::telemetry::access::{observe, tag_route};
@@ -266,27 +265,10 @@ impl FromRef<AppState> for Arc<Metrics> {
 /// `routes` behind auth and rate limiting, `api` (the routes' OpenAPI
 /// document) at `/openapi.json`, and the shared layer stack.
 pub fn router(state: AppState, routes: Router<AppState>, api: ApiDocument) -> Router {
-    // Layers added later run first: the reply is marked private, the client
-    // IP is counted, the token verified, then its subject counted.
-    let authenticated = routes
-        // Innermost: a `200` GET gets its `ETag`; `If-None-Match` with it, a `304`.
-        .route_layer(from_fn(crate::conditional::tag_and_match))
-        .route_layer(from_fn_with_state(
-            RateLimits::from_ref(&state),
-            enforce_rate_limit,
-        ))
-        .route_layer(from_fn_with_state(
-            Credentials::from_ref(&state),
-            authenticate,
-        ))
-        .route_layer(from_fn_with_state(
-            RateLimits::from_ref(&state),
-            enforce_ip_limit,
-        ))
-        .route_layer(SetResponseHeaderLayer::if_not_present(
-            CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+    // The client IP is counted, the credential checked, the caller's quota
+    // counted, the route run; its `200` GET reply tagged (`304` on a
+    // match), marked `no-store` unless it set its own policy.
+    let authenticated = routes.route_layer(from_fn_with_state(Guard::from_ref(&state), guard));
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

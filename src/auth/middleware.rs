@@ -1,10 +1,9 @@
 //! The authentication middleware and the extractor handlers use.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
@@ -41,20 +40,18 @@ pub struct Credentials {
     pub api_keys: Arc<super::ApiKeys>,
 }
 
-/// Middleware: refuses the request with `401` unless it carries a valid
-/// API key or bearer token; otherwise attaches [`Authenticated`].
+/// Checks the request's credential (an API key or a bearer token) and
+/// attaches [`Authenticated`]; the caller's subject, for the access log.
+/// `Err` with the `400` or `401` otherwise.
 pub async fn authenticate(
-    State(credentials): State<Credentials>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+    credentials: &Credentials,
+    request: &mut Request,
+) -> Result<Arc<str>, Response> {
     let api_keys = &credentials.api_keys;
-    if let Err(error) = one_credential(request.headers(), api_keys.header()) {
-        return error.into_response();
-    }
+    one_credential(request.headers(), api_keys.header()).map_err(IntoResponse::into_response)?;
     if let Some(presented) = request.headers().get(api_keys.header()) {
         let Some(key) = api_keys.find(presented.as_bytes()) else {
-            return ApiError::from(AuthError::InvalidApiKey).into_response();
+            return Err(ApiError::from(AuthError::InvalidApiKey).into_response());
         };
         let subject = key.claims.subject.clone();
         let authenticated = Authenticated {
@@ -63,10 +60,10 @@ pub async fn authenticate(
             api_key: Some(key),
         };
         request.extensions_mut().insert(authenticated);
-        return with_subject_hash(next.run(request).await, &subject);
+        return Ok(subject);
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
-        return ApiError::from(AuthError::Missing).into_response();
+        return Err(ApiError::from(AuthError::Missing).into_response());
     };
     let token = header
         .to_str()
@@ -75,7 +72,7 @@ pub async fn authenticate(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let Some(token) = token else {
-        return ApiError::from(AuthError::Missing).into_response();
+        return Err(ApiError::from(AuthError::Missing).into_response());
     };
     match credentials.verifier.verify(token).await {
         Ok(claims) => {
@@ -86,11 +83,11 @@ pub async fn authenticate(
                 api_key: None,
             };
             request.extensions_mut().insert(authenticated);
-            with_subject_hash(next.run(request).await, &subject)
+            Ok(subject)
         }
         Err(error) => {
             tracing::debug!(%error, "token refused");
-            ApiError::from(error).into_response()
+            Err(ApiError::from(error).into_response())
         }
     }
 }
@@ -115,7 +112,7 @@ fn one_credential(headers: &HeaderMap, api_key_header: &HeaderName) -> Result<()
 }
 
 /// Marks the reply with who asked, hashed, for the access log.
-fn with_subject_hash(mut response: Response, subject: &str) -> Response {
+pub fn with_subject_hash(mut response: Response, subject: &str) -> Response {
     response.extensions_mut().insert(SubjectHash::of(subject));
     response
 }

@@ -1,7 +1,7 @@
 //! JWT authentication: key pinning, claim validation, the `Authenticated` extractor.
 //!
-//! [`JwtVerifier`] is built once from config. The [`authenticate`]
-//! middleware guards every authenticated route and puts [`Authenticated`]
+//! [`JwtVerifier`] is built once from config. [`authenticate`], run by
+//! the authenticated routes' guard (`crate::guard`), puts [`Authenticated`]
 //! in the request's extensions, where handlers (and the rate limiter, which
 //! keys by subject) find it.
 
@@ -12,5 +12,5 @@ mod middleware;
 mod verifier;
 
 pub use api_keys::{ApiKey, ApiKeys};
-pub use middleware::{Authenticated, Credentials, authenticate};
+pub use middleware::{Authenticated, Credentials, authenticate, with_subject_hash};
 pub use verifier::{AuthError, Claims, JwtVerifier, is_valid_subject};
