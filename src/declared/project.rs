@@ -19,7 +19,7 @@ use serde::de::{
 
 use super::need::Need;
 use super::read::Seed;
-use crate::upstream::contract::Shape;
+use crate::upstream::contract::{Field, Shape};
 
 /// `body` as one JSON value of `shape`, built as far as `need` reads it.
 /// `Err` when it is not JSON or not of the shape.
@@ -107,6 +107,14 @@ fn integral(n: &Num) -> bool {
 
 fn num_fits(shape: &Shape, n: &Num) -> bool {
     matches!(shape, Shape::Number) || (matches!(shape, Shape::Integer) && integral(n))
+}
+
+/// Whether a required field was not among those `seen`.
+fn missing_required(documented: &[Field], seen: &[bool]) -> bool {
+    documented
+        .iter()
+        .zip(seen)
+        .any(|(field, seen)| field.required && !seen)
 }
 
 /// The text of a key as read by [`Seed`].
@@ -206,7 +214,7 @@ impl<'de> Visitor<'de> for Keep<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Val, A::Error> {
-        let documented: &[crate::upstream::contract::Field] = match unwrap(self.shape).0 {
+        let documented: &[Field] = match unwrap(self.shape).0 {
             Shape::Object(fields) => fields,
             Shape::Any => &[],
             _ => return Err(A::Error::custom(WRONG)),
@@ -245,11 +253,7 @@ impl<'de> Visitor<'de> for Keep<'_> {
                 }
             }
         }
-        if documented
-            .iter()
-            .zip(&seen)
-            .any(|(field, seen)| field.required && !seen)
-        {
+        if missing_required(documented, &seen) {
             return Err(A::Error::custom(WRONG));
         }
         Ok(Val::obj(map))
@@ -296,11 +300,7 @@ impl<'de> Visitor<'de> for Check<'_> {
                 }
             }
         }
-        if documented
-            .iter()
-            .zip(&seen)
-            .any(|(field, seen)| field.required && !seen)
-        {
+        if missing_required(documented, &seen) {
             return Err(A::Error::custom(WRONG));
         }
         Ok(())
@@ -310,7 +310,6 @@ impl<'de> Visitor<'de> for Check<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::contract::Field;
 
     fn order_shape() -> Shape {
         let item = Shape::Object(vec![
