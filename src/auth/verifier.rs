@@ -256,7 +256,6 @@ impl JwtVerifier {
         // Kept only with whole-second times (what jsonwebtoken compares).
         let nbf = nbf.map(|n| n.as_u64());
         if let (Some(exp), None | Some(Some(_))) = (exp.and_then(|e| e.as_u64()), nbf) {
-            let token = Sha256::digest(token.as_bytes()).into();
             let verified = Verified {
                 claims: claims.clone(),
                 exp,
@@ -264,7 +263,7 @@ impl JwtVerifier {
                 kid: header.kid,
                 key: from_set,
             };
-            self.lock_verified().put(token, Arc::new(verified));
+            self.lock_verified().put(digest, Arc::new(verified));
         }
         Ok(claims)
     }
