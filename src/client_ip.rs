@@ -7,10 +7,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 
 /// The proxies whose `Forwarded` / `X-Forwarded-For` are believed
@@ -22,21 +20,16 @@ pub struct TrustedProxies(pub std::sync::Arc<[IpNet]>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// Middleware: attaches [`ClientIp`].
-pub async fn resolve_client_ip(
-    State(TrustedProxies(trusted)): State<TrustedProxies>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Attaches the request's [`ClientIp`].
+pub fn attach(TrustedProxies(trusted): &TrustedProxies, request: &mut Request) {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
             addr.ip()
         });
-    let ip = client_ip(peer, request.headers(), &trusted);
+    let ip = client_ip(peer, request.headers(), trusted);
     request.extensions_mut().insert(ClientIp(ip));
-    next.run(request).await
 }
 
 /// The client address for a request from `peer`.

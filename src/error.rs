@@ -11,13 +11,10 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::request_context::RequestContext;
 use crate::upstream::{UpstreamError, UpstreamErrorKind};
 
 /// The contract's stable, lower_snake_case error codes, plus the few the
@@ -293,13 +290,9 @@ struct ErrorBody<'a> {
     request_id: &'a str,
 }
 
-/// Middleware: gives every 4xx/5xx response the contract's JSON error body.
-pub async fn render_error_body(request: Request, next: Next) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestContext>()
-        .map(|ctx| ctx.request_id().clone());
-    let response = next.run(request).await;
+/// Gives a 4xx/5xx response, whoever made it, the contract's JSON error
+/// body with the request's id.
+pub fn render_error_body(response: Response, request_id: &HeaderValue) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
         || response.extensions().get::<FinalBody>().is_some()
@@ -319,10 +312,7 @@ pub async fn render_error_body(request: Request, next: Next) -> Response {
         error: ErrorBody {
             code,
             message,
-            request_id: request_id
-                .as_ref()
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or_default(),
+            request_id: request_id.to_str().unwrap_or_default(),
         },
     };
     let body = serde_json::to_vec(&envelope).expect("the error envelope holds strings only");

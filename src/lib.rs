@@ -17,6 +17,7 @@ pub mod cors;
 pub mod declared;
 pub mod demo_token;
 pub mod drift;
+pub mod edge;
 pub mod encoding;
 pub mod error;
 pub mod extract;

@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 
 use crate::telemetry::otel::{OtelSpan, SpanIds};
 
@@ -289,17 +287,14 @@ fn nonzero_random_u64() -> u64 {
     rand::random::<u64>().max(1)
 }
 
-/// Middleware: attaches a [`RequestContext`] and echoes `X-Request-Id`.
-pub async fn attach_request_context(mut request: Request, next: Next) -> Response {
+/// Starts the request's context (its request id kept or made, its trace
+/// continued or started, and the exported server span) and attaches it;
+/// the same context for the caller, which echoes `X-Request-Id`.
+pub fn attach(request: &mut Request) -> RequestContext {
     let mut ctx = RequestContext::from_headers(request.headers());
     ctx.trace.start_export(request.method().as_str());
-    let request_id = ctx.request_id.clone();
-    request.extensions_mut().insert(ctx);
-    let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID.clone(), request_id);
-    response
+    request.extensions_mut().insert(ctx.clone());
+    ctx
 }
 
 #[cfg(test)]

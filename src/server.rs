@@ -9,7 +9,6 @@ use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::{
     AUTHORIZATION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, STRICT_TRANSPORT_SECURITY,
-    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
@@ -23,17 +22,17 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{ApiKeys, Credentials, JwtVerifier};
-use crate::client_ip::{TrustedProxies, resolve_client_ip};
+use crate::client_ip::TrustedProxies;
 use crate::config::{Config, ConfigError, Profile};
-use crate::error::{ApiError, render_error_body};
+use crate::edge::{Edge, edge};
+use crate::error::ApiError;
 use crate::guard::{Guard, guard};
-use crate::header_limits::{HeaderLimits, enforce_header_limits};
+use crate::header_limits::HeaderLimits;
 use crate::metrics::Metrics;
 use crate::openapi::ApiDocument;
 use crate::rate_limit::{RateLimiter, RateLimits, RouteLimiters};
 use crate::reload::ReloadStatus;
-use crate::request_context::attach_request_context;
-use crate::telemetry::access::{observe, tag_route};
+use crate::telemetry::access::tag_route;
 use crate::upstream::Upstreams;
 use crate::upstream::guard::CircuitState;
 
@@ -315,30 +314,10 @@ pub fn router(state: AppState, routes: Router<AppState>, api: ApiDocument) -> Ro
                 .and(NotForContentType::SSE),
             ),
         )
-        // Request id and trace context, for everything below; echoes X-Request-Id.
-        .layer(from_fn(attach_request_context))
-        // One span per request; its metrics and access log line once answered.
-        .layer(from_fn_with_state(
-            Arc::<Metrics>::from_ref(&state),
-            observe,
-        ))
-        // Every 4xx/5xx below, whoever made it, gets the contract's JSON body.
-        .layer(from_fn(render_error_body))
-        // Browsers must not guess a reply's type.
-        .layer(SetResponseHeaderLayer::overriding(
-            X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        // Too many or too large headers: 431, before anything reads them.
-        .layer(from_fn_with_state(
-            HeaderLimits::from_ref(&state),
-            enforce_header_limits,
-        ))
-        // The client's address: the peer, or what trusted proxies forwarded for.
-        .layer(from_fn_with_state(
-            TrustedProxies::from_ref(&state),
-            resolve_client_ip,
-        ))
+        // Request id and trace context (echoed as X-Request-Id); the span,
+        // metrics and access line; the contract's JSON body on every 4xx/5xx
+        // below; nosniff; header limits (431) and the client's address.
+        .layer(from_fn_with_state(Edge::from_ref(&state), edge))
         // Credentials are redacted from anything that logs headers.
         .layer(SetSensitiveRequestHeadersLayer::new([
             AUTHORIZATION,

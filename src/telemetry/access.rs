@@ -8,13 +8,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest as _, Sha256};
-use tracing::Instrument as _;
 
-use crate::metrics::Metrics;
+use crate::metrics::{InFlight, Metrics};
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 use crate::request_context::RequestContext;
 
@@ -46,7 +45,7 @@ impl SubjectHash {
 }
 
 /// Route layer: copies the matched template onto the reply, where
-/// [`observe`] (which runs before routing) can read it.
+/// [`Observed`] (which starts before routing) can read it.
 pub async fn tag_route(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -59,66 +58,83 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
     response
 }
 
-/// Middleware: the request's span, then its metrics and access log line.
-pub async fn observe(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let ctx = request.extensions().get::<RequestContext>().cloned();
-    let request_id = ctx
-        .as_ref()
-        .and_then(|c| c.request_id().to_str().ok())
-        .unwrap_or_default();
-    let trace_id = ctx
-        .as_ref()
-        .map(|c| c.trace().trace_id())
-        .unwrap_or_default();
-    let span = tracing::info_span!(
-        "request",
-        method,
-        route = tracing::field::Empty,
-        request_id,
-        trace_id,
-    );
-    let in_flight = metrics.in_flight();
-    let response = next.run(request).instrument(span.clone()).await;
-    drop(in_flight);
-    let elapsed = started.elapsed();
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or(UNMATCHED_ROUTE, |r| &r.0);
-    let status = response.status().as_u16();
-    metrics.observe_request(route, method, status, elapsed);
-    let subject = response
-        .extensions()
-        .get::<SubjectHash>()
-        .map_or("", |s| &s.0);
-    let degraded = response
-        .extensions()
-        .get::<DegradedParts>()
-        .map_or("", |d| &d.0);
-    for part in degraded.split(',').filter(|p| !p.is_empty()) {
-        metrics.observe_degraded(part.split_once(':').map_or(part, |(source, _)| source));
-    }
-    span.record("route", route);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "bff::access",
+/// One request being observed: its span, its clock, its count in flight.
+#[derive(Debug)]
+pub struct Observed {
+    started: Instant,
+    method: &'static str,
+    span: tracing::Span,
+    _in_flight: InFlight,
+}
+
+impl Observed {
+    /// The request's span opens and it counts as in flight.
+    pub fn start(metrics: &Metrics, request: &Request, ctx: &RequestContext) -> Self {
+        let method = method_label(request.method());
+        let span = tracing::info_span!(
+            "request",
             method,
-            route,
-            status,
-            duration_ms = duration_ms(elapsed),
-            request_id,
-            subject,
-            degraded,
-            "request"
+            route = tracing::field::Empty,
+            request_id = ctx.request_id().to_str().unwrap_or_default(),
+            trace_id = ctx.trace().trace_id(),
         );
-    });
-    if let Some(ctx) = &ctx {
+        Self {
+            started: Instant::now(),
+            method,
+            span,
+            _in_flight: metrics.in_flight(),
+        }
+    }
+
+    /// What the request's work runs in.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Once answered: its metrics, its access log line and its exported
+    /// span's name, route and status.
+    pub fn finish(self, metrics: &Metrics, response: &Response, ctx: &RequestContext) {
+        let Self {
+            started,
+            method,
+            span,
+            _in_flight: in_flight,
+        } = self;
+        // No longer in flight once answered, before the line is written.
+        drop(in_flight);
+        let elapsed = started.elapsed();
+        let route = response
+            .extensions()
+            .get::<RouteTemplate>()
+            .map_or(UNMATCHED_ROUTE, |r| &r.0);
+        let status = response.status().as_u16();
+        metrics.observe_request(route, method, status, elapsed);
+        let subject = response
+            .extensions()
+            .get::<SubjectHash>()
+            .map_or("", |s| &s.0);
+        let degraded = response
+            .extensions()
+            .get::<DegradedParts>()
+            .map_or("", |d| &d.0);
+        for part in degraded.split(',').filter(|p| !p.is_empty()) {
+            metrics.observe_degraded(part.split_once(':').map_or(part, |(source, _)| source));
+        }
+        let request_id = ctx.request_id().to_str().unwrap_or_default();
+        span.record("route", route);
+        span.in_scope(|| {
+            tracing::info!(
+                target: "bff::access",
+                method,
+                route,
+                status,
+                duration_ms = duration_ms(elapsed),
+                request_id,
+                subject,
+                degraded,
+                "request"
+            );
+        });
         ctx.trace().with_exported(|span| {
             span.rename(format!("{method} {route}"));
             span.set("http.route", route.to_owned());
@@ -129,7 +145,6 @@ pub async fn observe(
             }
         });
     }
-    response
 }
 
 /// Milliseconds rounded to 10 µs: `duration_ms=0.31`, not
