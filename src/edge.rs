@@ -48,7 +48,7 @@ impl FromRef<AppState> for Edge {
 pub async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let ctx = crate::request_context::attach(&mut request);
     let observed = Observed::start(&edge.metrics, &request, &ctx);
-    let response = async {
+    let mut response = async {
         let response = match crate::header_limits::check(&edge.header_limits, &request) {
             Err(refused) => refused.into_response(),
             Ok(()) => {
@@ -66,7 +66,6 @@ pub async fn edge(State(edge): State<Edge>, mut request: Request, next: Next) ->
     .instrument(observed.span().clone())
     .await;
     observed.finish(&edge.metrics, &response, &ctx);
-    let mut response = response;
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), ctx.request_id().clone());

@@ -64,7 +64,8 @@ pub struct Observed {
     started: Instant,
     method: &'static str,
     span: tracing::Span,
-    _in_flight: InFlight,
+    /// Counted in flight until answered.
+    in_flight: InFlight,
 }
 
 impl Observed {
@@ -82,7 +83,7 @@ impl Observed {
             started: Instant::now(),
             method,
             span,
-            _in_flight: metrics.in_flight(),
+            in_flight: metrics.in_flight(),
         }
     }
 
@@ -98,7 +99,7 @@ impl Observed {
             started,
             method,
             span,
-            _in_flight: in_flight,
+            in_flight,
         } = self;
         // No longer in flight once answered, before the line is written.
         drop(in_flight);
