@@ -299,13 +299,13 @@ export interface components {
         /** @description The optional parts that failed (or were served stale), by the name of their part. */
         Degraded: {
             /** @enum {string} */
-            code: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "request_timeout" | "conflict" | "payload_too_large" | "headers_too_large" | "rate_limited" | "not_ready" | "stale" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "internal";
+            code: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "request_timeout" | "conflict" | "payload_too_large" | "headers_too_large" | "rate_limited" | "not_ready" | "shared_state_unavailable" | "stale" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "internal";
             source: string;
         }[];
         Error: {
             error: {
                 /** @enum {string} */
-                code: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "request_timeout" | "conflict" | "payload_too_large" | "headers_too_large" | "rate_limited" | "not_ready" | "stale" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "internal";
+                code: "bad_request" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "unsupported_media_type" | "request_timeout" | "conflict" | "payload_too_large" | "headers_too_large" | "rate_limited" | "not_ready" | "shared_state_unavailable" | "stale" | "upstream_unavailable" | "upstream_timeout" | "upstream_bad_response" | "internal";
                 message: string;
                 requestId: string;
             };
@@ -469,7 +469,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description A required upstream failed (`upstream_unavailable`) or the BFF is draining (`not_ready`). */
+        /** @description A required upstream failed (`upstream_unavailable`), the BFF is draining (`not_ready`), or a route that fails closed cannot count its shared quota (`shared_state_unavailable`). */
         ServiceUnavailable: {
             headers: {
                 [name: string]: unknown;

@@ -36,6 +36,9 @@ pub enum ErrorCode {
     HeadersTooLarge,
     RateLimited,
     NotReady,
+    /// A quota that must be counted across replicas could not be (Redis
+    /// down) and its route fails closed.
+    SharedStateUnavailable,
     /// Only in `degraded`: a part served from the cache because its
     /// service failed.
     Stale,
@@ -47,7 +50,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for bounded metric labels.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -60,6 +63,7 @@ impl ErrorCode {
         Self::HeadersTooLarge,
         Self::RateLimited,
         Self::NotReady,
+        Self::SharedStateUnavailable,
         Self::Stale,
         Self::UpstreamUnavailable,
         Self::UpstreamTimeout,
@@ -87,6 +91,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::RateLimited => "rate_limited",
             Self::NotReady => "not_ready",
+            Self::SharedStateUnavailable => "shared_state_unavailable",
             Self::Stale => "stale",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -151,6 +156,8 @@ pub enum ApiError {
     /// The BFF is draining or not started; a readiness answer.
     #[error("{0}")]
     NotReady(&'static str),
+    #[error("this route's quota cannot be counted right now; retry shortly")]
+    SharedStateUnavailable,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -172,6 +179,7 @@ impl ApiError {
             Self::HeadersTooLarge(_) => ErrorCode::HeadersTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::NotReady(_) => ErrorCode::NotReady,
+            Self::SharedStateUnavailable => ErrorCode::SharedStateUnavailable,
             Self::Upstream(e) => upstream_code(e),
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -191,7 +199,9 @@ impl ApiError {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady | ErrorCode::SharedStateUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             // Never an error reply's code; only a `degraded` entry's.
             ErrorCode::Stale => StatusCode::OK,
             ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -13,9 +13,9 @@ use axum::http::header::CACHE_CONTROL;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{Credentials, authenticate, with_subject_hash};
+use crate::auth::{Authenticated, Credentials, authenticate, with_subject_hash};
 use crate::conditional::Conditional;
-use crate::rate_limit::{RateLimits, admit_caller, admit_ip};
+use crate::rate_limit::{RateLimits, admit_caller, admit_ip, client_ip};
 use crate::server::AppState;
 
 /// What the guard needs, taken from the state once.
@@ -37,12 +37,19 @@ impl FromRef<AppState> for Guard {
 /// Route layer: refuses what the quotas or the credentials refuse (no
 /// upstream is called), otherwise runs the route and finishes its reply.
 pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let response = match admit_ip(&guard.limits, &request) {
+    let ip = client_ip(&request);
+    let response = match admit_ip(&guard.limits, ip).await {
         Err(refused) => refused.into_response(),
         Ok(()) => match authenticate(&guard.credentials, &mut request).await {
             Err(refused) => refused,
             Ok(subject) => {
-                let response = match admit_caller(&guard.limits, &request) {
+                let admitted = admit_caller(
+                    &guard.limits,
+                    request.extensions().get::<Authenticated>(),
+                    ip,
+                )
+                .await;
+                let response = match admitted {
                     Err(refused) => refused.into_response(),
                     Ok(admitted) => {
                         let conditional = Conditional::of(&request);

@@ -43,6 +43,7 @@ pub struct Metrics {
     graphql_errors: IntCounterVec,
     deprecated_calls: IntCounterVec,
     config_reloads: IntCounterVec,
+    shared_state_degraded: IntGauge,
     operation_names: Mutex<HashSet<Box<str>>>,
     /// The last minute per upstream and per route, for `/status`.
     recent_upstreams: Recent,
@@ -156,6 +157,12 @@ impl Metrics {
             graphql_errors: graphql_errors.expect("static metric options are valid"),
             deprecated_calls: deprecated_calls.expect("static metric options are valid"),
             config_reloads: config_reloads.expect("static metric options are valid"),
+            shared_state_degraded: IntGauge::new(
+                "bff_shared_state_degraded",
+                "1 while Redis (shared_state.redis_url) fails or is slow and \
+                 in-process limits and records answer instead; 0 otherwise.",
+            )
+            .expect("static metric options are valid"),
             operation_names: Mutex::default(),
             recent_upstreams: Recent::default(),
             recent_routes: Recent::default(),
@@ -190,6 +197,11 @@ impl Metrics {
         }
     }
 
+    /// Whether the shared state is degraded (see [`crate::shared_state`]).
+    pub fn set_shared_state_degraded(&self, degraded: bool) {
+        self.shared_state_degraded.set(i64::from(degraded));
+    }
+
     /// One configuration reload: applied, or refused.
     pub fn config_reloaded(&self, applied: bool) {
         let result = if applied { "ok" } else { "error" };
@@ -203,7 +215,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
             Box::new(self.requests.clone()),
             Box::new(self.request_duration.clone()),
             Box::new(self.in_flight.clone()),
@@ -214,6 +226,7 @@ impl Metrics {
             Box::new(self.graphql_errors.clone()),
             Box::new(self.deprecated_calls.clone()),
             Box::new(self.config_reloads.clone()),
+            Box::new(self.shared_state_degraded.clone()),
         ];
         for collector in collectors {
             if let Err(error) = self.registry.register(collector) {

@@ -194,7 +194,7 @@ fn components(schemas: Map<String, Value>) -> Value {
             "TooManyRequests": too_many,
             "Internal": error("A gateway fault (`internal`)."),
             "BadGateway": error("An upstream sent an unusable reply (`upstream_bad_response`)."),
-            "ServiceUnavailable": error("A required upstream failed (`upstream_unavailable`) or the BFF is draining (`not_ready`)."),
+            "ServiceUnavailable": error("A required upstream failed (`upstream_unavailable`), the BFF is draining (`not_ready`), or a route that fails closed cannot count its shared quota (`shared_state_unavailable`)."),
             "GatewayTimeout": error("A required upstream did not answer in time (`upstream_timeout`).")
         }
     })

@@ -1,12 +1,17 @@
-//! Rate limiting with `governor`: per subject, and per client IP before
-//! authentication, with the RateLimit headers.
+//! Rate limiting: per subject, and per client IP before authentication,
+//! with the RateLimit headers.
 //!
 //! One GCRA quota per BFF, one state per key. Authenticated routes are
 //! counted twice: first against the client IP, before the token is even
 //! verified (so floods of bad tokens are limited too), then against the
-//! token's subject. A background task drops keys whose state has returned
-//! to "fresh", so a flood of distinct keys costs memory only for as long as
-//! those keys are actually limited.
+//! token's subject. In one process the state is `governor`'s: a background
+//! task drops keys whose state has returned to "fresh", so a flood of
+//! distinct keys costs memory only for as long as those keys are actually
+//! limited. With `shared_state.redis_url` the same GCRA runs in Redis
+//! ([`crate::shared_state::gcra`]), one quota for all replicas; while Redis
+//! does not answer, each replica falls back to its own share of the quota
+//! (divided by `shared_state.replicas_hint`), or refuses with `503` where a
+//! route chose to fail closed.
 
 use crate::metrics::Limiter;
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,10 +26,12 @@ use governor::clock::Clock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::auth::{ApiKey, Authenticated};
+use crate::auth::Authenticated;
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, seconds_header};
 use crate::metrics::Metrics;
+use crate::shared_state::gcra::{SharedQuota, Verdict};
+use crate::shared_state::{Redis, SharedState};
 
 use serde::{Deserialize, Serialize};
 
@@ -74,70 +81,203 @@ pub enum LimitKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Let through; `remaining` more fit right now, all are back after `reset`.
-    Allowed { remaining: u32, reset: Duration },
+    Allowed {
+        remaining: u32,
+        reset: Duration,
+        figures: Figures,
+    },
     /// Refused; the next request fits after `retry_after`.
-    Limited { retry_after: Duration },
+    Limited {
+        retry_after: Duration,
+        figures: Figures,
+    },
+    /// The shared quota could not be counted and the route fails closed.
+    Unavailable,
 }
 
-/// A keyed GCRA limiter with the numbers the RateLimit headers need.
-#[derive(Debug)]
-pub struct RateLimiter {
-    limiter: DefaultKeyedRateLimiter<LimitKey, StateInformationMiddleware>,
-    per_second: NonZeroU32,
+/// The quota a decision was counted against: what the headers state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    /// `RateLimit-Limit`: the burst.
     burst: u32,
+    /// How long one request takes to be replenished.
     replenish_one: Duration,
 }
 
+impl Figures {
+    /// `RateLimit-Limit`, `-Remaining` and `-Reset` of this quota.
+    pub(crate) fn write_headers(self, headers: &mut HeaderMap, remaining: u32, reset: Duration) {
+        headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(self.burst));
+        headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+        let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
+        headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset_secs));
+    }
+
+    /// The `429` reply, with every header a client needs to back off.
+    pub(crate) fn refusal(self, retry_after: Duration) -> Response {
+        let mut response = ApiError::RateLimited { retry_after }.into_response();
+        let headers = response.headers_mut();
+        let full = retry_after + self.replenish_one * self.burst.saturating_sub(1);
+        self.write_headers(headers, 0, full);
+        headers.insert(axum::http::header::RETRY_AFTER, seconds_header(retry_after));
+        response
+    }
+}
+
+/// A keyed GCRA limiter with the numbers the RateLimit headers need: in
+/// this process, or in Redis with this process's share as the fallback.
+#[derive(Debug)]
+pub struct RateLimiter {
+    local: DefaultKeyedRateLimiter<LimitKey, StateInformationMiddleware>,
+    local_figures: Figures,
+    per_second: NonZeroU32,
+    burst: NonZeroU32,
+    shared: Option<Shared>,
+}
+
+/// A quota counted in Redis.
+#[derive(Debug)]
+struct Shared {
+    redis: Arc<Redis>,
+    /// `<prefix>:gcra:<name>:`; the limited key follows.
+    key_prefix: String,
+    quota: SharedQuota,
+    figures: Figures,
+    /// Refuse (`503`) rather than fall back when Redis does not answer.
+    fail_closed: bool,
+}
+
+/// Where a quota is counted, and what happens when Redis does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhenSharedStateFails {
+    /// Each replica admits its share of the quota (the default).
+    #[default]
+    FallBack,
+    /// Refuse with `503 shared_state_unavailable`: for a login or a costly
+    /// mutation that must never exceed its quota.
+    Refuse,
+}
+
 impl RateLimiter {
+    /// A quota kept in this process only.
     pub fn with_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
         let quota = Quota::per_second(per_second).allow_burst(burst);
         Self {
-            limiter: governor::RateLimiter::keyed(quota)
+            local: governor::RateLimiter::keyed(quota)
                 .with_middleware::<StateInformationMiddleware>(),
+            local_figures: Figures {
+                burst: burst.get(),
+                replenish_one: quota.replenish_interval(),
+            },
             per_second,
-            burst: burst.get(),
-            replenish_one: quota.replenish_interval(),
+            burst,
+            shared: None,
         }
     }
 
-    /// Counts one request for `key`.
-    pub fn check(&self, key: &LimitKey) -> Decision {
-        match self.limiter.check_key(key) {
+    /// A quota counted in the shared state when it has Redis (its keys
+    /// named after `name`), with this replica's share of it as the local
+    /// fallback; in this process only otherwise.
+    pub fn shared(
+        per_second: NonZeroU32,
+        burst: NonZeroU32,
+        name: &str,
+        state: &SharedState,
+        when_it_fails: WhenSharedStateFails,
+    ) -> Self {
+        let Some(redis) = state.redis() else {
+            return Self::with_quota(per_second, burst);
+        };
+        let share = redis.replicas_hint().get();
+        let interval = Duration::from_secs(1) / per_second.get();
+        let local_quota = Quota::with_period(interval * share)
+            .unwrap_or_else(|| Quota::per_second(per_second))
+            .allow_burst(NonZeroU32::new(burst.get() / share).unwrap_or(NonZeroU32::MIN));
+        let local_burst = local_quota.burst_size();
+        let mut key_prefix = redis.key("gcra", name);
+        key_prefix.push(':');
+        Self {
+            local: governor::RateLimiter::keyed(local_quota)
+                .with_middleware::<StateInformationMiddleware>(),
+            local_figures: Figures {
+                burst: local_burst.get(),
+                replenish_one: local_quota.replenish_interval(),
+            },
+            per_second,
+            burst,
+            shared: Some(Shared {
+                redis: redis.clone(),
+                key_prefix,
+                quota: SharedQuota {
+                    interval,
+                    burst: burst.get(),
+                },
+                figures: Figures {
+                    burst: burst.get(),
+                    replenish_one: interval,
+                },
+                fail_closed: when_it_fails == WhenSharedStateFails::Refuse,
+            }),
+        }
+    }
+
+    /// Counts one request for `key`: in Redis when shared and answering,
+    /// in this process otherwise.
+    pub async fn check(&self, key: &LimitKey) -> Decision {
+        if let Some(shared) = &self.shared {
+            match shared.check(key).await {
+                Some(decision) => return decision,
+                None if shared.fail_closed => return Decision::Unavailable,
+                None => {}
+            }
+        }
+        self.check_local(key)
+    }
+
+    /// Counts one request for `key` in this process.
+    fn check_local(&self, key: &LimitKey) -> Decision {
+        let figures = self.local_figures;
+        match self.local.check_key(key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 Decision::Allowed {
                     remaining,
-                    reset: self.replenish_one * self.burst.saturating_sub(remaining),
+                    reset: figures.replenish_one * figures.burst.saturating_sub(remaining),
+                    figures,
                 }
             }
             Err(not_until) => Decision::Limited {
-                retry_after: not_until.wait_time_from(self.limiter.clock().now()),
+                retry_after: not_until.wait_time_from(self.local.clock().now()),
+                figures,
             },
         }
     }
 
     /// The quota it was made with: (per second, burst).
     pub fn quota(&self) -> (NonZeroU32, NonZeroU32) {
-        (
-            self.per_second,
-            NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN),
-        )
+        (self.per_second, self.burst)
+    }
+
+    /// Whether it counts in Redis (when Redis answers).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The quota's burst: what `RateLimit-Limit` advertises.
     pub fn limit(&self) -> u32 {
-        self.burst
+        self.burst.get()
     }
 
-    /// Keys currently held.
+    /// Keys currently held in this process.
     pub fn tracked_keys(&self) -> usize {
-        self.limiter.len()
+        self.local.len()
     }
 
     /// Drops keys whose state is indistinguishable from a fresh one.
     pub fn prune(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        self.local.retain_recent();
+        self.local.shrink_to_fit();
     }
 
     /// Prunes every `every` until the limiter is dropped.
@@ -155,23 +295,35 @@ impl RateLimiter {
             }
         });
     }
+}
 
-    /// `RateLimit-Limit`, `-Remaining` and `-Reset` of this quota.
-    pub(crate) fn write_headers(&self, headers: &mut HeaderMap, remaining: u32, reset: Duration) {
-        headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(self.burst));
-        headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
-        let reset_secs = reset.as_secs() + u64::from(reset.subsec_nanos() > 0);
-        headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset_secs));
-    }
-
-    /// The `429` reply, with every header a client needs to back off.
-    pub(crate) fn refusal(&self, retry_after: Duration) -> Response {
-        let mut response = ApiError::RateLimited { retry_after }.into_response();
-        let headers = response.headers_mut();
-        let full = retry_after + self.replenish_one * self.burst.saturating_sub(1);
-        self.write_headers(headers, 0, full);
-        headers.insert(axum::http::header::RETRY_AFTER, seconds_header(retry_after));
-        response
+impl Shared {
+    /// The decision from Redis, or `None` when it did not answer.
+    async fn check(&self, key: &LimitKey) -> Option<Decision> {
+        use std::fmt::Write as _;
+        let mut redis_key = String::with_capacity(self.key_prefix.len() + 40);
+        redis_key.push_str(&self.key_prefix);
+        match key {
+            LimitKey::Subject(subject) => {
+                redis_key.push_str("s:");
+                redis_key.push_str(subject);
+            }
+            LimitKey::Ip(ip) => {
+                let _ = write!(redis_key, "ip:{ip}");
+            }
+        }
+        let figures = self.figures;
+        match self.redis.gcra(&redis_key, self.quota).await.ok()? {
+            Verdict::Admitted { remaining, reset } => Some(Decision::Allowed {
+                remaining,
+                reset,
+                figures,
+            }),
+            Verdict::Refused { retry_after } => Some(Decision::Limited {
+                retry_after,
+                figures,
+            }),
+        }
     }
 }
 
@@ -183,28 +335,54 @@ pub struct RouteLimiters {
     limiters: std::sync::Mutex<std::collections::HashMap<RouteQuota, (Arc<RateLimiter>, u64)>>,
 }
 
-/// (route, per second, burst): the key of a route's limiter, which maps to
-/// the limiter and the last config generation that used it.
-type RouteQuota = (String, u32, u32);
+/// (route, per second, burst, when Redis fails): the key of a route's
+/// limiter, which maps to the limiter and the last config generation that
+/// used it.
+type RouteQuota = (String, u32, u32, WhenSharedStateFails);
+
+/// One declared route's quota, as its file states it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteQuotaSpec {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+    pub when_shared_state_fails: WhenSharedStateFails,
+}
 
 impl RouteLimiters {
     /// The limiter of `route` with this quota for config `generation`,
-    /// made (and pruned every `prune_every`) on first use. Call inside the
-    /// runtime.
+    /// made (and pruned every `prune_every`) on first use, counted in
+    /// `shared` when it has Redis. Call inside the runtime.
     pub fn get(
         &self,
         route: &str,
-        (per_second, burst): (NonZeroU32, NonZeroU32),
+        quota: RouteQuotaSpec,
+        shared: &SharedState,
         generation: u64,
         prune_every: Duration,
     ) -> Arc<RateLimiter> {
-        let key = (route.to_owned(), per_second.get(), burst.get());
+        let RouteQuotaSpec {
+            per_second,
+            burst,
+            when_shared_state_fails,
+        } = quota;
+        let key = (
+            route.to_owned(),
+            per_second.get(),
+            burst.get(),
+            when_shared_state_fails,
+        );
         let mut limiters = self
             .limiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = limiters.entry(key).or_insert_with(|| {
-            let limiter = Arc::new(RateLimiter::with_quota(per_second, burst));
+            let limiter = Arc::new(RateLimiter::shared(
+                per_second,
+                burst,
+                &format!("route:{route}"),
+                shared,
+                when_shared_state_fails,
+            ));
             RateLimiter::spawn_pruner(&limiter, prune_every);
             (limiter, generation)
         });
@@ -234,9 +412,7 @@ pub struct RateLimits {
 /// its reply gets.
 #[derive(Debug)]
 pub struct Admitted {
-    /// The machine client's key, whose own quota it was counted against.
-    api_key: Option<Arc<ApiKey>>,
-    per_subject: Arc<RateLimiter>,
+    figures: Figures,
     remaining: u32,
     reset: Duration,
 }
@@ -248,88 +424,108 @@ impl Admitted {
         if response.headers().contains_key(&RATELIMIT_LIMIT) {
             return;
         }
-        let limiter = self
-            .api_key
-            .as_ref()
-            .map_or(&*self.per_subject, |key| &key.limiter);
-        limiter.write_headers(response.headers_mut(), self.remaining, self.reset);
+        self.figures
+            .write_headers(response.headers_mut(), self.remaining, self.reset);
     }
 }
 
 /// Counts the request against its caller's quota (its API key's own, or
 /// the BFF's per subject; per IP when unauthenticated): `Err` with the
-/// `429` when over.
-pub fn admit_caller<'a>(
-    limits: &'a RateLimits,
-    request: &'a Request,
-) -> Result<Admitted, Refused<'a>> {
-    let api_key = request
-        .extensions()
-        .get::<Authenticated>()
-        .and_then(|auth| auth.api_key.as_ref());
-    let (limiter, key) = match api_key {
-        Some(api_key) => (&api_key.limiter, LimitKey::Subject(api_key.name.clone())),
-        None => (&*limits.per_subject, key_for(request)),
+/// `429` when over. Takes the request's parts, not the request, so that
+/// nothing `!Sync` is held while Redis answers.
+pub async fn admit_caller(
+    limits: &RateLimits,
+    auth: Option<&Authenticated>,
+    ip: IpAddr,
+) -> Result<Admitted, Refused> {
+    let (limiter, key) = match auth {
+        Some(Authenticated {
+            api_key: Some(api_key),
+            ..
+        }) => (&api_key.limiter, LimitKey::Subject(api_key.name.clone())),
+        Some(auth) => (
+            &*limits.per_subject,
+            LimitKey::Subject(auth.claims.subject.clone()),
+        ),
+        None => (&*limits.per_subject, LimitKey::Ip(ip)),
     };
-    match limiter.check(&key) {
-        Decision::Allowed { remaining, reset } => Ok(Admitted {
-            api_key: api_key.cloned(),
-            per_subject: limits.per_subject.clone(),
-            remaining,
-            reset,
-        }),
-        Decision::Limited { retry_after } => {
+    let decision = limiter.check(&key).await;
+    Admitted::from_decision(decision).inspect_err(|refused| {
+        if matches!(refused, Refused::OverQuota { .. }) {
             limits.metrics.rate_limited(Limiter::Subject);
-            Err(Refused {
-                limiter,
+        }
+    })
+}
+
+impl Admitted {
+    /// `Ok` for an admitting decision, the refusal otherwise.
+    pub fn from_decision(decision: Decision) -> Result<Self, Refused> {
+        match decision {
+            Decision::Allowed {
+                remaining,
+                reset,
+                figures,
+            } => Ok(Self {
+                figures,
+                remaining,
+                reset,
+            }),
+            Decision::Limited {
                 retry_after,
-            })
+                figures,
+            } => Err(Refused::OverQuota {
+                figures,
+                retry_after,
+            }),
+            Decision::Unavailable => Err(Refused::SharedStateUnavailable),
         }
     }
 }
 
-/// A request over a quota: its `429` ([`Refused::into_response`]).
+/// A request refused by a quota ([`Refused::into_response`]).
 #[derive(Debug)]
-pub struct Refused<'a> {
-    limiter: &'a RateLimiter,
-    retry_after: Duration,
+pub enum Refused {
+    /// Over its quota: `429` with the RateLimit headers and `Retry-After`.
+    OverQuota {
+        figures: Figures,
+        retry_after: Duration,
+    },
+    /// A fail-closed quota that Redis could not count: `503`.
+    SharedStateUnavailable,
 }
 
-impl IntoResponse for Refused<'_> {
+impl IntoResponse for Refused {
     fn into_response(self) -> Response {
-        self.limiter.refusal(self.retry_after)
+        match self {
+            Self::OverQuota {
+                figures,
+                retry_after,
+            } => figures.refusal(retry_after),
+            Self::SharedStateUnavailable => ApiError::SharedStateUnavailable.into_response(),
+        }
     }
 }
 
 /// Counts the request against its client IP, before authentication, so a
 /// flood of bad tokens is limited like any other: `Err` with the `429`
 /// when over.
-pub fn admit_ip<'a>(limits: &'a RateLimits, request: &Request) -> Result<(), Refused<'a>> {
-    let limiter = &limits.per_ip;
-    match limiter.check(&LimitKey::Ip(client_ip(request))) {
-        Decision::Allowed { .. } => Ok(()),
-        Decision::Limited { retry_after } => {
+pub async fn admit_ip(limits: &RateLimits, ip: IpAddr) -> Result<(), Refused> {
+    let decision = limits.per_ip.check(&LimitKey::Ip(ip)).await;
+    match Admitted::from_decision(decision) {
+        Ok(_) => Ok(()),
+        Err(refused) => {
             limits.metrics.rate_limited(Limiter::ClientIp);
-            Err(Refused {
-                limiter,
-                retry_after,
-            })
+            Err(refused)
         }
     }
 }
 
-fn client_ip(request: &Request) -> IpAddr {
+/// The client's address as [`crate::client_ip`] resolved it.
+pub fn client_ip(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<ClientIp>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientIp(ip)| *ip)
-}
-
-fn key_for(request: &Request) -> LimitKey {
-    match request.extensions().get::<Authenticated>() {
-        Some(auth) => LimitKey::Subject(auth.claims.subject.clone()),
-        None => LimitKey::Ip(client_ip(request)),
-    }
 }
 
 #[cfg(test)]
@@ -348,19 +544,19 @@ mod tests {
         let limiter = limiter(1, 3);
         let key = LimitKey::Subject("u1".into());
         let remaining: Vec<_> = (0..3)
-            .map(|_| match limiter.check(&key) {
+            .map(|_| match limiter.check_local(&key) {
                 Decision::Allowed { remaining, .. } => remaining,
-                Decision::Limited { .. } => panic!("limited inside the burst"),
+                other => panic!("refused inside the burst: {other:?}"),
             })
             .collect();
         assert_eq!(remaining, [2, 1, 0]);
-        match limiter.check(&key) {
-            Decision::Limited { retry_after } => assert!(retry_after <= Duration::from_secs(1)),
+        match limiter.check_local(&key) {
+            Decision::Limited { retry_after, .. } => assert!(retry_after <= Duration::from_secs(1)),
             other => panic!("expected limited, got {other:?}"),
         }
         // Another subject has its own quota.
         assert!(matches!(
-            limiter.check(&LimitKey::Subject("u2".into())),
+            limiter.check_local(&LimitKey::Subject("u2".into())),
             Decision::Allowed { .. }
         ));
     }
@@ -369,7 +565,7 @@ mod tests {
     fn flood_of_distinct_keys_is_pruned_back_to_nothing() {
         let limiter = limiter(1000, 1);
         for i in 0..20_000u32 {
-            limiter.check(&LimitKey::Ip(IpAddr::from(i.to_be_bytes())));
+            limiter.check_local(&LimitKey::Ip(IpAddr::from(i.to_be_bytes())));
         }
         assert_eq!(limiter.tracked_keys(), 20_000);
         std::thread::sleep(Duration::from_millis(20));

@@ -28,10 +28,12 @@ use crate::edge::{Edge, edge};
 use crate::error::ApiError;
 use crate::guard::{Guard, guard};
 use crate::header_limits::HeaderLimits;
+use crate::idempotency::IdempotencyRecords;
 use crate::metrics::Metrics;
 use crate::openapi::ApiDocument;
-use crate::rate_limit::{RateLimiter, RateLimits, RouteLimiters};
+use crate::rate_limit::{RateLimiter, RateLimits, RouteLimiters, WhenSharedStateFails};
 use crate::reload::ReloadStatus;
+use crate::shared_state::SharedState;
 use crate::telemetry::access::tag_route;
 use crate::upstream::Upstreams;
 use crate::upstream::guard::CircuitState;
@@ -55,6 +57,12 @@ struct Inner {
     lasting: Arc<Lasting>,
     /// Set in `--demo` only: serves `GET /demo/token`.
     token_mint: Option<Arc<dyn crate::demo_token::TokenMint>>,
+    /// Redis, when configured; made by the first generation (a changed
+    /// `shared_state` takes a restart).
+    shared_state: SharedState,
+    /// Idempotency records, made by the first generation: a reload keeps
+    /// every claim and reply.
+    idempotency: IdempotencyRecords,
 }
 
 /// What outlives a config reload, shared by every generation of the state.
@@ -100,24 +108,44 @@ impl AppState {
         for (upstream, _) in upstreams.health() {
             metrics.prime_upstream(upstream.as_str());
         }
+        let shared_state = match previous {
+            Some(p) => p.0.shared_state.clone(),
+            None => SharedState::connect(&config.shared_state, name, &metrics)?,
+        };
+        let idempotency = previous.map_or_else(
+            || IdempotencyRecords::new(&config.idempotency, &shared_state),
+            |p| p.0.idempotency.clone(),
+        );
         let verifier = JwtVerifier::from_config(&config.auth)?;
-        let api_keys = ApiKeys::from_config(&config.api_keys)?;
+        let api_keys = ApiKeys::from_config(&config.api_keys, &shared_state)?;
         let quota = &config.rate_limit;
         // The previous generation's limiter while its quota is the same
         // (its counts carry over), a new one otherwise.
-        let limiter = |previous_one: fn(&RateLimits) -> &Arc<RateLimiter>, per_second, burst| {
-            previous
-                .map(|p| previous_one(&p.0.rate_limits))
-                .filter(|l| l.quota() == (per_second, burst))
-                .cloned()
-                .unwrap_or_else(|| {
-                    let limiter = Arc::new(RateLimiter::with_quota(per_second, burst));
-                    RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
-                    limiter
-                })
-        };
-        let rate_limiter = limiter(|l| &l.per_subject, quota.per_second, quota.burst);
-        let ip_rate_limiter = limiter(|l| &l.per_ip, quota.per_ip_per_second, quota.per_ip_burst);
+        let limiter =
+            |previous_one: fn(&RateLimits) -> &Arc<RateLimiter>, name: &str, per_second, burst| {
+                previous
+                    .map(|p| previous_one(&p.0.rate_limits))
+                    .filter(|l| l.quota() == (per_second, burst))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        let limiter = Arc::new(RateLimiter::shared(
+                            per_second,
+                            burst,
+                            name,
+                            &shared_state,
+                            WhenSharedStateFails::FallBack,
+                        ));
+                        RateLimiter::spawn_pruner(&limiter, quota.prune_interval);
+                        limiter
+                    })
+            };
+        let rate_limiter = limiter(|l| &l.per_subject, "subject", quota.per_second, quota.burst);
+        let ip_rate_limiter = limiter(
+            |l| &l.per_ip,
+            "ip",
+            quota.per_ip_per_second,
+            quota.per_ip_burst,
+        );
         let trusted_proxies = TrustedProxies(config.http.trusted_proxies.clone().into());
         Ok(Self(Arc::new(Inner {
             name,
@@ -137,6 +165,8 @@ impl AppState {
             generation: previous.map_or(1, |p| p.0.generation + 1),
             lasting: previous.map_or_else(Arc::default, |p| p.0.lasting.clone()),
             token_mint: previous.and_then(|p| p.0.token_mint.clone()),
+            shared_state,
+            idempotency,
         })))
     }
 
@@ -149,6 +179,17 @@ impl AppState {
     /// served, the last failed reload.
     pub fn reloads(&self) -> &ReloadStatus {
         &self.0.lasting.reloads
+    }
+
+    /// What the replicas share (Redis), when configured.
+    pub fn shared_state(&self) -> &SharedState {
+        &self.0.shared_state
+    }
+
+    /// The idempotency records of `POST` routes that take an
+    /// `Idempotency-Key`.
+    pub fn idempotency(&self) -> &IdempotencyRecords {
+        &self.0.idempotency
     }
 
     /// Declared routes' own quotas, kept across reloads.
@@ -382,6 +423,7 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
             "lastReloadError": state.reloads().last_error(),
         },
         "upstreams": upstreams,
+        "sharedState": state.shared_state().health(),
     })))
 }
 

@@ -1,11 +1,13 @@
-//! Placing an order: validated here, sent once upstream with the client's key.
+//! Placing an order: validated here, claimed in the idempotency records,
+//! sent once upstream with the client's key.
 
 use bff_core::error::ApiError;
 use bff_core::extract::validate_idempotency_key;
+use bff_core::idempotency::{Claim, Fingerprint, IdempotencyRecords};
 use bff_core::upstream::Caller;
 
 use crate::ShopClients;
-use crate::clients::orders::{NewOrderLine, PlacedOrder};
+use crate::clients::orders::{NewOrderLine, Order, PlacedOrder};
 
 /// Most lines one order may have.
 pub const MAX_LINES: usize = 100;
@@ -64,9 +66,14 @@ pub fn scoped_idempotency_key(subject: &str, client_key: &str) -> String {
 }
 
 /// Places the order for the caller. Sent exactly once; a client that did not
-/// get an answer retries with the same key and gets the same order.
+/// get an answer retries with the same key and gets the same order, from
+/// the BFF's records (on any replica, with Redis) or, past their
+/// retention, from the order service, which gets the same scoped key. The
+/// same key while the first is in flight, or with other lines, is a
+/// conflict, and nothing is sent.
 pub async fn place_order(
     upstreams: &ShopClients,
+    records: &IdempotencyRecords,
     caller: &Caller,
     idempotency_key: &str,
     lines: Vec<NewOrderLine>,
@@ -74,7 +81,48 @@ pub async fn place_order(
     validate_idempotency_key(idempotency_key)?;
     validate_lines(&lines)?;
     let key = scoped_idempotency_key(caller.user_id(), idempotency_key);
-    Ok(upstreams.orders.place(caller, &key, lines).await?)
+    let pending = match records.claim(&key, fingerprint(&lines)).await {
+        Claim::First(pending) => pending,
+        Claim::Replay(reply) => {
+            let order: Order = serde_json::from_slice(&reply)
+                .map_err(|_| ApiError::Internal("a stored order could not be read back".into()))?;
+            return Ok(PlacedOrder {
+                order,
+                created: false,
+            });
+        }
+        Claim::InFlight => {
+            return Err(ApiError::Conflict(
+                "an order with this Idempotency-Key is being placed; retry once it has an answer"
+                    .into(),
+            ));
+        }
+        Claim::Mismatch => {
+            return Err(ApiError::Conflict(
+                "this Idempotency-Key was already used for a different order".into(),
+            ));
+        }
+    };
+    let placed = upstreams.orders.place(caller, &key, lines).await?;
+    match serde_json::to_vec(&placed.order) {
+        Ok(reply) => pending.complete(reply.into()).await,
+        // Not recorded: a retry goes to the order service, which replays it.
+        Err(error) => tracing::warn!(%error, "a placed order could not be recorded"),
+    }
+    Ok(placed)
+}
+
+/// The digest of an order's lines: the same key with other lines is a
+/// conflict, the same lines however the JSON was spaced are not.
+fn fingerprint(lines: &[NewOrderLine]) -> Fingerprint {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    for line in lines {
+        hash.update(line.sku.as_bytes());
+        hash.update(b"\0");
+        hash.update(line.quantity.to_be_bytes());
+    }
+    hash.finalize().into()
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! REST handlers that every BFF mounts unchanged (`POST /orders`).
 
 use axum::Extension;
+use axum::extract::State;
 use axum::http::StatusCode;
 use bff_core::error::ApiError;
 use bff_core::extract::{IdempotencyKey, Json, RequireScope, Scope as _};
 use bff_core::openapi::RouteDoc;
+use bff_core::server::AppState;
 use bff_core::upstream::Caller;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -125,12 +127,14 @@ pub fn routes_doc() -> Vec<RouteDoc> {
 /// was already used for this request.
 pub async fn place_order(
     Extension(shop): Extension<ShopClients>,
+    State(state): State<AppState>,
     _scope: RequireScope<OrdersWrite>,
     IdempotencyKey(key): IdempotencyKey,
     caller: Caller,
     Json(body): Json<PlaceOrderBody>,
 ) -> Result<(StatusCode, axum::Json<OrderView>), ApiError> {
-    let placed = crate::orders::place_order(&shop, &caller, &key, body.items).await?;
+    let placed =
+        crate::orders::place_order(&shop, state.idempotency(), &caller, &key, body.items).await?;
     let status = if placed.created {
         StatusCode::CREATED
     } else {

@@ -4,13 +4,15 @@
 //! OpenAPI contract, serves seeded data ([`data`]), and can be told to
 //! misbehave ([`control::Fault`]); [`demo`] is the `--demo` hook the BFF
 //! crates' `demo` feature plugs into the gateway; [`token`] signs
-//! development tokens; [`harness`] starts a BFF against them for a test.
+//! development tokens; [`harness`] starts a BFF against them for a test;
+//! [`processes`] starts the real `redis-server` and `haproxy` some tests need.
 //! Production builds leave this crate out.
 
 pub mod control;
 pub mod data;
 pub mod demo;
 pub mod harness;
+pub mod processes;
 mod services;
 pub mod token;
 

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use super::Claims;
 use super::config::ApiKeysConfig;
 use crate::config::types::ConfigError;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{RateLimiter, WhenSharedStateFails};
+use crate::shared_state::SharedState;
 
 /// One configured key.
 #[derive(Debug)]
@@ -33,7 +34,9 @@ pub struct ApiKeys {
 }
 
 impl ApiKeys {
-    pub fn from_config(config: &ApiKeysConfig) -> Result<Self, ConfigError> {
+    /// The keys of `config`, each with its own quota, counted in `shared`
+    /// when it has Redis.
+    pub fn from_config(config: &ApiKeysConfig, shared: &SharedState) -> Result<Self, ConfigError> {
         let invalid = |key: String, message: &str| ConfigError::Invalid {
             key,
             message: message.to_owned(),
@@ -65,7 +68,13 @@ impl ApiKeys {
                     subject: key.subject.as_str().into(),
                     scope: key.scope.clone().into_boxed_str(),
                 },
-                limiter: RateLimiter::with_quota(per_second, burst),
+                limiter: RateLimiter::shared(
+                    per_second,
+                    burst,
+                    "api-key",
+                    shared,
+                    WhenSharedStateFails::FallBack,
+                ),
             };
             if by_hash.insert(hash, Arc::new(entry)).is_some() {
                 return Err(invalid(at("sha256"), "is listed twice"));

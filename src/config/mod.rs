@@ -22,8 +22,10 @@ pub use crate::auth::config::{ApiKeyConfig, ApiKeysConfig, AuthConfig};
 pub use crate::cors::CorsConfig;
 pub use crate::declared::EndpointsConfig;
 pub use crate::graphql::config::{DocumentPolicy, GraphQlConfig};
+pub use crate::idempotency::IdempotencyConfig;
 pub use crate::listener::config::HttpConfig;
 pub use crate::rate_limit::RateLimitConfig;
+pub use crate::shared_state::SharedStateConfig;
 pub use crate::telemetry::config::{LogFormat, TelemetryConfig};
 pub use crate::tls::TlsConfig;
 pub use crate::upstream::config::{
@@ -76,6 +78,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Where the declared endpoint files come from.
     pub endpoints: EndpointsConfig,
+    /// What the replicas of this BFF share (Redis), if anything.
+    pub shared_state: SharedStateConfig,
+    /// How long and how many idempotency records are kept.
+    pub idempotency: IdempotencyConfig,
 }
 
 impl Default for Config {
@@ -94,6 +100,8 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             tls: TlsConfig::default(),
             endpoints: EndpointsConfig::default(),
+            shared_state: SharedStateConfig::default(),
+            idempotency: IdempotencyConfig::default(),
         }
     }
 }
@@ -159,6 +167,7 @@ impl Config {
         errors.extend(self.auth.validate().err());
         errors.extend(self.cors.validate().err());
         errors.extend(self.tls.validate().err());
+        errors.extend(self.shared_state.validate().err());
         ConfigError::all(errors)
     }
 

@@ -17,7 +17,7 @@ use super::plan::{DeclaredEndpoint, ServedEndpoint};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::metrics::{Limiter, Metrics};
-use crate::rate_limit::{Decision, LimitKey};
+use crate::rate_limit::{Admitted, LimitKey, Refused};
 use crate::request_context::RequestContext;
 use crate::server_timing::annotate;
 use crate::upstream::Caller;
@@ -70,14 +70,21 @@ async fn serve(served: &ServedEndpoint, metrics: &Metrics, request: Request) -> 
     let Some(ctx) = parts.extensions.get::<RequestContext>() else {
         return ApiError::Internal("request context missing".into()).into_response();
     };
-    let allowed = match &served.limiter {
-        Some(limiter) => match limiter.check(&LimitKey::Subject(auth.claims.subject.clone())) {
-            Decision::Allowed { remaining, reset } => Some((limiter, remaining, reset)),
-            Decision::Limited { retry_after } => {
-                metrics.rate_limited(Limiter::Subject);
-                return limiter.refusal(retry_after);
+    let admitted = match &served.limiter {
+        Some(limiter) => {
+            let decision = limiter
+                .check(&LimitKey::Subject(auth.claims.subject.clone()))
+                .await;
+            match Admitted::from_decision(decision) {
+                Ok(admitted) => Some(admitted),
+                Err(refused) => {
+                    if matches!(refused, Refused::OverQuota { .. }) {
+                        metrics.rate_limited(Limiter::Subject);
+                    }
+                    return refused.into_response();
+                }
             }
-        },
+        }
         None => None,
     };
     let Some(caller) = Caller::new(ctx, auth.claims.subject.clone(), auth.authorization.clone())
@@ -110,8 +117,8 @@ async fn serve(served: &ServedEndpoint, metrics: &Metrics, request: Request) -> 
         Err(error) => error.into_response(),
     };
     annotate(&mut response, &ran.timings, &ran.degraded);
-    if let Some((limiter, remaining, reset)) = allowed {
-        limiter.write_headers(response.headers_mut(), remaining, reset);
+    if let Some(admitted) = admitted {
+        admitted.write_headers(&mut response);
     }
     response
 }

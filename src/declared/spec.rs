@@ -8,6 +8,8 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use crate::rate_limit::WhenSharedStateFails;
+
 /// One endpoint file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +83,11 @@ pub struct AuthSpec {
 pub struct QuotaSpec {
     pub per_second: NonZeroU32,
     pub burst: NonZeroU32,
+    /// With `shared_state.redis_url`, what happens while Redis does not
+    /// answer: `fall-back` (the default) to this replica's share of the
+    /// quota, or `refuse` with `503 shared_state_unavailable`.
+    #[serde(default)]
+    pub when_shared_state_fails: WhenSharedStateFails,
 }
 
 /// What `Cache-Control` a successful reply carries.

@@ -18,6 +18,14 @@ pub fn document_hash(document: &str) -> String {
         .collect()
 }
 
+/// A persisted id as it is looked up: without a `sha256:` prefix, in
+/// lowercase.
+pub fn normalize_hash(hash: &str) -> String {
+    hash.strip_prefix("sha256:")
+        .unwrap_or(hash)
+        .to_ascii_lowercase()
+}
+
 /// Why a request's document could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
@@ -72,11 +80,27 @@ impl Documents {
         }
     }
 
+    /// Whether a document sent with its hash is kept for later requests
+    /// by hash alone (Apollo's automatic persisted queries), rather than
+    /// being one of the trusted operations.
+    pub fn keeps_automatic(&self, hash: &str) -> bool {
+        self.automatic.is_some() && !self.trusted.contains_key(hash)
+    }
+
+    /// Keeps `document`, found elsewhere (another replica registered it),
+    /// under `hash` in this process.
+    pub fn remember(&self, hash: String, document: Arc<str>) {
+        if let Some(cache) = &self.automatic {
+            cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .put(hash, document);
+        }
+    }
+
     /// The document text to execute.
     pub fn resolve(&self, request: &DocumentRequest<'_>) -> Result<Arc<str>, DocumentError> {
-        let hash = request
-            .hash
-            .map(|h| h.strip_prefix("sha256:").unwrap_or(h).to_ascii_lowercase());
+        let hash = request.hash.map(normalize_hash);
         match (request.query, hash) {
             (Some(query), Some(hash)) => {
                 if document_hash(query) != hash {

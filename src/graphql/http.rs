@@ -20,7 +20,7 @@ use axum::routing::{MethodRouter, get};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::documents::{DocumentError, DocumentRequest, Documents};
+use super::documents::{DocumentError, DocumentRequest, Documents, normalize_hash};
 use super::errors::{ensure_codes, metric_label, persisted_query_not_found, request_error};
 use super::limits;
 use super::nulls::Nullability;
@@ -180,6 +180,44 @@ where
         reply
     }
 
+    /// With shared state, automatic persisted queries are shared by the
+    /// replicas: a local miss is looked up in Redis (and kept locally when
+    /// found), a registration (`registers`: the request sent the document
+    /// with its hash) is stored there too.
+    async fn share_automatic(
+        &self,
+        state: &AppState,
+        hash: Option<&str>,
+        registers: bool,
+        resolved: Result<Arc<str>, DocumentError>,
+    ) -> Result<Arc<str>, DocumentError> {
+        let (Some(redis), Some(hash)) = (state.shared_state().redis(), hash) else {
+            return resolved;
+        };
+        let hash = normalize_hash(hash);
+        match resolved {
+            Err(DocumentError::PersistedQueryNotFound) => {
+                let document: Arc<str> = Arc::from(
+                    redis
+                        .find_document(&hash)
+                        .await
+                        .ok_or(DocumentError::PersistedQueryNotFound)?,
+                );
+                self.documents.remember(hash, document.clone());
+                Ok(document)
+            }
+            Ok(document)
+                if registers
+                    && self.documents.keeps_automatic(&hash)
+                    && document.len() <= self.config.max_document_bytes.get() =>
+            {
+                redis.register_document(&hash, &document).await;
+                Ok(document)
+            }
+            other => other,
+        }
+    }
+
     /// `operation` is set to the executed operation's name once known.
     #[allow(clippy::too_many_arguments)]
     async fn execute(
@@ -193,10 +231,15 @@ where
         operation: &mut Option<String>,
     ) -> Response {
         let hash = wire.persisted_hash();
-        let document = match self.documents.resolve(&DocumentRequest {
+        let resolved = self.documents.resolve(&DocumentRequest {
             query: wire.query.as_deref(),
             hash: hash.as_deref(),
-        }) {
+        });
+        let registers = wire.query.is_some();
+        let document = match self
+            .share_automatic(&state, hash.as_deref(), registers, resolved)
+            .await
+        {
             Ok(document) => document,
             Err(DocumentError::Missing) => {
                 return ApiError::BadRequest(

@@ -261,6 +261,38 @@ async fn check(bff: Bff, name: &str) {
         deployment["metadata"]["name"]
     );
     assert!(hpa["spec"]["minReplicas"].as_i64() <= hpa["spec"]["maxReplicas"].as_i64());
+
+    // Shared state: the Redis of deploy/redis.yaml, by its Service's name
+    // and port, with its password; while Redis is down each replica admits
+    // its share of the quota as if the HPA's minimum were running.
+    let redis = manifests("redis");
+    let redis_service = of_kind(&redis, "Service");
+    let redis_secret = of_kind(&redis, "Secret");
+    let redis_pod = &of_kind(&redis, "Deployment")["spec"]["template"];
+    assert_eq!(
+        redis_service["spec"]["selector"],
+        redis_pod["metadata"]["labels"]
+    );
+    let url = config
+        .shared_state
+        .redis_url
+        .as_ref()
+        .expect("shared_state.redis_url is set from the Secret");
+    let url = url::Url::parse(url.expose()).expect("a URL");
+    assert_eq!(url.scheme(), "redis");
+    assert_eq!(url.host_str(), redis_service["metadata"]["name"].as_str());
+    assert_eq!(
+        url.port().map(i64::from),
+        redis_service["spec"]["ports"][0]["port"].as_i64()
+    );
+    assert_eq!(
+        url.password(),
+        redis_secret["stringData"]["password"].as_str()
+    );
+    assert_eq!(
+        Some(i64::from(config.shared_state.replicas_hint.get())),
+        hpa["spec"]["minReplicas"].as_i64()
+    );
 }
 
 #[tokio::test]

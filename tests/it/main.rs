@@ -24,3 +24,4 @@ mod propagation;
 mod rate_limit;
 mod resilience;
 mod schema;
+mod shared_state;

@@ -26,13 +26,14 @@ async fn the_same_key_twice_creates_one_order() {
     assert_eq!(first["id"], second["id"]);
 
     assert_eq!(app.upstreams.store().orders_of("u5").len(), before + 1);
-    // Each client request was sent exactly once, with one key scoped to
-    // the caller (the client's key combined with its identity).
+    // The order service received exactly one request (the retry was
+    // answered from the BFF's idempotency record), with a key scoped to the
+    // caller (the client's key combined with its identity).
     let sent = app.upstreams.control().requests(Service::Orders);
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 1);
     assert_eq!(
         sent[0].headers["idempotency-key"],
-        sent[1].headers["idempotency-key"]
+        bff_shop::orders::scoped_idempotency_key("u5", "key-1")
     );
     assert_ne!(sent[0].headers["idempotency-key"], "key-1");
     assert!(sent.iter().all(|r| r.headers["x-user-id"] == "u5"));
@@ -86,6 +87,64 @@ async fn reusing_a_key_for_another_order_is_a_conflict() {
     let (status, _, body) = json_body(app.place_order(&token, Some("k-9"), &other).await).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error_body(&body, "conflict");
+    // Refused by the BFF's own record: the order service saw only the first.
+    assert_eq!(app.calls(Service::Orders), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_while_the_first_is_in_flight_is_a_conflict_and_never_sent() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Orders,
+        bff_testkit::Fault {
+            delay: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+    );
+    let token = app.token("u1", "orders:write");
+    let mug = one_mug();
+    let replies = futures_util::future::join_all(
+        (0..5).map(|_| app.place_order(&token, Some("k-busy"), &mug)),
+    )
+    .await;
+    let mut statuses: Vec<StatusCode> = replies.iter().map(|r| r.status()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::CREATED,
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT
+        ]
+    );
+    assert_eq!(app.calls(Service::Orders), 1);
+    // Once the first has its answer, the same request replays it.
+    let (status, _, replay) =
+        json_body(app.place_order(&token, Some("k-busy"), &one_mug()).await).await;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(app.calls(Service::Orders), 1);
+}
+
+#[tokio::test]
+async fn a_failed_placement_releases_its_key_for_the_retry() {
+    let app = TestApp::spawn(Bff::Web).await;
+    app.fault(
+        Service::Orders,
+        bff_testkit::Fault {
+            status: Some(StatusCode::SERVICE_UNAVAILABLE),
+            status_for_calls: Some(1),
+            ..Default::default()
+        },
+    );
+    let token = app.token("u1", "orders:write");
+    let first = app.place_order(&token, Some("k-retry"), &one_mug()).await;
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, retry) =
+        json_body(app.place_order(&token, Some("k-retry"), &one_mug()).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{retry}");
+    assert_eq!(app.calls(Service::Orders), 2);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use bff_core::error::ErrorCode;
 use bff_core::extract::Scope;
 use bff_core::graphql::FieldLimits;
 use bff_core::graphql::errors::{GraphQlResultExt, coded};
+use bff_core::server::AppState;
 use bff_core::upstream::{Fetched, UpstreamErrorKind, segment};
 
 pub use super::context::caller;
@@ -203,9 +204,11 @@ impl<U: UserNode> OrderMutations<U> {
                 quantity: i64::from(item.quantity),
             })
             .collect();
-        let placed = crate::orders::place_order(shop(ctx)?, caller(ctx)?, &idempotency_key, lines)
-            .await
-            .gql()?;
+        let records = data::<AppState>(ctx)?.idempotency();
+        let placed =
+            crate::orders::place_order(shop(ctx)?, records, caller(ctx)?, &idempotency_key, lines)
+                .await
+                .gql()?;
         Ok(placed.order.into())
     }
 }
