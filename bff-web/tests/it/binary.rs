@@ -9,11 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_bff-web");
 const SECRET: &str = "binary-test-secret-of-32-bytes-or-more";
 
 /// Kills the child if a test fails before stopping it.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -169,7 +169,7 @@ fn wait_for_line(reader: impl BufRead + Send + 'static, pred: impl Fn(&str) -> b
 
 /// Every line `reader` produces, as they come; drained to the end on a
 /// thread of its own, so the child never blocks on a full pipe.
-fn read_lines(reader: impl BufRead + Send + 'static) -> Receiver<String> {
+pub(crate) fn read_lines(reader: impl BufRead + Send + 'static) -> Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in reader.lines() {
@@ -185,7 +185,7 @@ fn read_lines(reader: impl BufRead + Send + 'static) -> Receiver<String> {
 
 /// The next line from `lines` that matches; fails after a minute rather
 /// than hanging the suite.
-fn next_matching(lines: &Receiver<String>, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) fn next_matching(lines: &Receiver<String>, pred: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
