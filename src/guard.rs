@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::{Authenticated, Credentials, authenticate, with_subject_hash};
 use crate::conditional::Conditional;
-use crate::rate_limit::{RateLimits, admit_caller, admit_ip, client_ip};
+use crate::rate_limit::{RateLimits, admit_caller, admit_ip, admit_ip_and_caller, client_ip};
 use crate::server::AppState;
 
 /// What the guard needs, taken from the state once.
@@ -36,19 +36,40 @@ impl FromRef<AppState> for Guard {
 
 /// Route layer: refuses what the quotas or the credentials refuse (no
 /// upstream is called), otherwise runs the route and finishes its reply.
+///
+/// The per-IP quota is counted before the credential is verified, so a
+/// flood of bad tokens is limited too. A caller already known (an API key,
+/// a token verified before) has both quotas counted at once, in one round
+/// trip when they are in Redis; anyone else has the per-IP quota counted
+/// first and the caller's after verification.
 pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     let ip = client_ip(&request);
-    let response = match admit_ip(&guard.limits, ip).await {
-        Err(refused) => refused.into_response(),
-        Ok(()) => match authenticate(&guard.credentials, &mut request).await {
+    let known = guard.credentials.known_caller(request.headers());
+    let counted = match &known {
+        Some(caller) => admit_ip_and_caller(&guard.limits, ip, caller)
+            .await
+            .map(Some),
+        None => admit_ip(&guard.limits, ip).await.map(|()| None),
+    };
+    let response = match counted {
+        Err(refused) => match &known {
+            Some(caller) => with_subject_hash(refused.into_response(), caller.subject()),
+            None => refused.into_response(),
+        },
+        Ok(counted) => match authenticate(&guard.credentials, &mut request).await {
             Err(refused) => refused,
             Ok(subject) => {
-                let admitted = admit_caller(
-                    &guard.limits,
-                    request.extensions().get::<Authenticated>(),
-                    ip,
-                )
-                .await;
+                let admitted = match counted {
+                    Some(admitted) => Ok(admitted),
+                    None => {
+                        admit_caller(
+                            &guard.limits,
+                            request.extensions().get::<Authenticated>(),
+                            ip,
+                        )
+                        .await
+                    }
+                };
                 let response = match admitted {
                     Err(refused) => refused.into_response(),
                     Ok(admitted) => {

@@ -26,7 +26,7 @@ use governor::clock::Clock;
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, KnownCaller};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, seconds_header};
 use crate::metrics::Metrics;
@@ -300,6 +300,13 @@ impl RateLimiter {
 impl Shared {
     /// The decision from Redis, or `None` when it did not answer.
     async fn check(&self, key: &LimitKey) -> Option<Decision> {
+        let redis_key = self.redis_key(key);
+        let verdict = self.redis.gcra(&redis_key, self.quota).await.ok()?;
+        Some(self.decision(verdict))
+    }
+
+    /// `<prefix>:gcra:<limiter>:s:<subject>` or `...:ip:<address>`.
+    fn redis_key(&self, key: &LimitKey) -> String {
         use std::fmt::Write as _;
         let mut redis_key = String::with_capacity(self.key_prefix.len() + 40);
         redis_key.push_str(&self.key_prefix);
@@ -312,19 +319,55 @@ impl Shared {
                 let _ = write!(redis_key, "ip:{ip}");
             }
         }
+        redis_key
+    }
+
+    fn decision(&self, verdict: Verdict) -> Decision {
         let figures = self.figures;
-        match self.redis.gcra(&redis_key, self.quota).await.ok()? {
-            Verdict::Admitted { remaining, reset } => Some(Decision::Allowed {
+        match verdict {
+            Verdict::Admitted { remaining, reset } => Decision::Allowed {
                 remaining,
                 reset,
                 figures,
-            }),
-            Verdict::Refused { retry_after } => Some(Decision::Limited {
+            },
+            Verdict::Refused { retry_after } => Decision::Limited {
                 retry_after,
                 figures,
-            }),
+            },
         }
     }
+}
+
+/// Counts one request against `first`, then, if admitted, against
+/// `second`: with both quotas in one Redis, in one round trip; otherwise
+/// one check after the other. The second decision is `None` when the
+/// first refused.
+pub async fn check_in_order(
+    (first, first_key): (&RateLimiter, &LimitKey),
+    (second, second_key): (&RateLimiter, &LimitKey),
+) -> (Decision, Option<Decision>) {
+    if let (Some(a), Some(b)) = (&first.shared, &second.shared)
+        && Arc::ptr_eq(&a.redis, &b.redis)
+    {
+        let (first_redis_key, second_redis_key) = (a.redis_key(first_key), b.redis_key(second_key));
+        let keys = [
+            (first_redis_key.as_str(), a.quota),
+            (second_redis_key.as_str(), b.quota),
+        ];
+        if let Ok(verdicts) = a.redis.gcra_in_order(&keys, None).await
+            && let Some(verdict) = verdicts.first()
+        {
+            return (
+                a.decision(*verdict),
+                verdicts.get(1).map(|verdict| b.decision(*verdict)),
+            );
+        }
+    }
+    let decision = first.check(first_key).await;
+    if !matches!(decision, Decision::Allowed { .. }) {
+        return (decision, None);
+    }
+    (decision, Some(second.check(second_key).await))
 }
 
 /// Each declared route's own quota state, by route and quota, kept across
@@ -478,6 +521,36 @@ impl Admitted {
                 retry_after,
             }),
             Decision::Unavailable => Err(Refused::SharedStateUnavailable),
+        }
+    }
+}
+
+/// Counts the request against its client IP and then its caller's quota,
+/// in one Redis round trip when both are there, before the credential is
+/// verified (again): for a caller already known ([`KnownCaller`]). The
+/// same outcome as [`admit_ip`] then [`admit_caller`] for that caller.
+pub async fn admit_ip_and_caller(
+    limits: &RateLimits,
+    ip: IpAddr,
+    caller: &KnownCaller,
+) -> Result<Admitted, Refused> {
+    let (limiter, key) = match caller {
+        KnownCaller::ApiKey(api_key) => (&api_key.limiter, LimitKey::Subject(api_key.name.clone())),
+        KnownCaller::Subject(subject) => (&*limits.per_subject, LimitKey::Subject(subject.clone())),
+    };
+    let (ip_decision, caller_decision) =
+        check_in_order((&limits.per_ip, &LimitKey::Ip(ip)), (limiter, &key)).await;
+    match caller_decision {
+        Some(decision) => Admitted::from_decision(decision).inspect_err(|refused| {
+            if matches!(refused, Refused::OverQuota { .. }) {
+                limits.metrics.rate_limited(Limiter::Subject);
+            }
+        }),
+        None => {
+            limits.metrics.rate_limited(Limiter::ClientIp);
+            Err(Admitted::from_decision(ip_decision)
+                .err()
+                .unwrap_or(Refused::SharedStateUnavailable))
         }
     }
 }

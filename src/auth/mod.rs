@@ -12,5 +12,5 @@ mod middleware;
 mod verifier;
 
 pub use api_keys::{ApiKey, ApiKeys};
-pub use middleware::{Authenticated, Credentials, authenticate, with_subject_hash};
+pub use middleware::{Authenticated, Credentials, KnownCaller, authenticate, with_subject_hash};
 pub use verifier::{AuthError, Claims, JwtVerifier, is_valid_subject};

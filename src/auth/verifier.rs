@@ -268,6 +268,21 @@ impl JwtVerifier {
         Ok(claims)
     }
 
+    /// The subject of `token` if it was verified before and is still in
+    /// its time window: a hint, from the cache alone (no signature, no key
+    /// set), for what may be done before [`Self::verify`] decides.
+    pub fn known_subject(&self, token: &str) -> Option<Arc<str>> {
+        if token.len() > self.max_token_bytes {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let known = self.lock_verified().peek(&digest).cloned()?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let in_window = known.exp >= now.saturating_sub(self.leeway)
+            && known.nbf.is_none_or(|nbf| nbf <= now + self.leeway);
+        in_window.then(|| known.claims.subject.clone())
+    }
+
     /// A kept token's claims if it is still good: `Err` when its time is
     /// up (as jsonwebtoken words it), `None` when its key has left the key
     /// set (then it is verified again, and refused).

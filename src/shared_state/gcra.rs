@@ -1,10 +1,12 @@
 //! GCRA quotas counted in Redis, so every replica of a BFF draws on one
 //! quota per key: together they admit at most `burst` + `per_second` × t.
 //!
-//! One Lua script ([`gcra.lua`](./gcra.lua)) per check, sent by hash
-//! (`EVALSHA`, loaded once per Redis): one round trip, Redis's own `TIME`
-//! as the clock (replica clocks may drift; Redis's is one), one key per
-//! limited key, expiring when its quota is whole again. No Redis module.
+//! One Lua script (`gcra.lua`) per request, sent by hash (`EVALSHA`,
+//! loaded once per Redis): one round trip, even for the per-IP and the
+//! caller's quota together; Redis's own `TIME` as the clock (replica
+//! clocks may drift; Redis's is one); one key per limited key, expiring
+//! when its quota is whole again. No Redis module. The keys of one call
+//! must live on one Redis node (no Redis Cluster slots across them).
 //! The arithmetic is governor's: the same `remaining` and `reset` for the
 //! same sequence of requests, so the `RateLimit-*` headers read the same.
 
@@ -37,38 +39,48 @@ impl Redis {
     /// Counts one request against `key` (a full Redis key, see
     /// [`Redis::key`]) under `quota`.
     pub async fn gcra(&self, key: &str, quota: SharedQuota) -> Result<Verdict, Unavailable> {
-        self.gcra_at(key, quota, None).await
+        let verdicts = self.gcra_in_order(&[(key, quota)], None).await?;
+        verdicts.first().copied().ok_or(Unavailable::Failed)
     }
 
-    /// [`Self::gcra`] with the clock set to `now_micros` instead of Redis's
-    /// `TIME`: for tests that step time exactly.
-    pub async fn gcra_at(
+    /// Counts one request against each key in order, in one round trip,
+    /// stopping at the first refusal (whose verdict is the last one
+    /// returned). `now_micros` sets the clock instead of Redis's `TIME`:
+    /// for tests that step time exactly.
+    pub async fn gcra_in_order(
         &self,
-        key: &str,
-        quota: SharedQuota,
+        keys: &[(&str, SharedQuota)],
         now_micros: Option<u64>,
-    ) -> Result<Verdict, Unavailable> {
-        let interval = u64::try_from(quota.interval.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let reply: (u8, u64, u64) = self
+    ) -> Result<Vec<Verdict>, Unavailable> {
+        let reply: Vec<u64> = self
             .run("gcra", |mut connection| async move {
-                let mut invocation = SCRIPT.key(key);
-                invocation.arg(interval).arg(quota.burst);
+                let mut invocation = SCRIPT.prepare_invoke();
+                for (key, quota) in keys {
+                    let interval = u64::try_from(quota.interval.as_micros())
+                        .unwrap_or(u64::MAX)
+                        .max(1);
+                    invocation.key(*key).arg(interval).arg(quota.burst);
+                }
                 if let Some(now) = now_micros {
                     invocation.arg(now);
                 }
                 invocation.invoke_async(&mut connection).await
             })
             .await?;
-        Ok(match reply {
-            (1, remaining, reset) => Verdict::Admitted {
-                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                reset: Duration::from_micros(reset),
-            },
-            (_, _, retry_after) => Verdict::Refused {
-                retry_after: Duration::from_micros(retry_after),
-            },
-        })
+        Ok(reply
+            .chunks_exact(3)
+            .map(|verdict| {
+                if verdict[0] == 1 {
+                    Verdict::Admitted {
+                        remaining: u32::try_from(verdict[1]).unwrap_or(u32::MAX),
+                        reset: Duration::from_micros(verdict[2]),
+                    }
+                } else {
+                    Verdict::Refused {
+                        retry_after: Duration::from_micros(verdict[2]),
+                    }
+                }
+            })
+            .collect())
     }
 }

@@ -65,7 +65,12 @@ async fn the_gcra_script_admits_the_burst_then_the_rate_on_a_set_clock() {
     };
     let t0 = 1_000_000_000_000u64;
     let ms = |n: u64| Duration::from_millis(n);
-    let at = |micros: u64| redis.gcra_at("gcra-clock:k", quota, Some(micros));
+    let at = |micros: u64| async move {
+        let verdicts = redis
+            .gcra_in_order(&[("gcra-clock:k", quota)], Some(micros))
+            .await?;
+        Ok::<_, bff_core::shared_state::Unavailable>(verdicts[0])
+    };
     // The burst at once: remaining counts down, reset grows by one interval.
     assert_eq!(
         at(t0).await,
@@ -128,6 +133,56 @@ async fn the_gcra_script_admits_the_burst_then_the_rate_on_a_set_clock() {
         .await
         .expect("PTTL");
     assert!((1..=100).contains(&ttl), "PTTL {ttl}");
+}
+
+#[tokio::test]
+async fn one_round_trip_counts_two_quotas_in_order_and_a_refusal_stops_it() {
+    let server = redis();
+    let state = connect(&config(&server, "gcra-pair", 1));
+    let redis = state.redis().expect("configured");
+    let ip = SharedQuota {
+        interval: Duration::from_millis(100),
+        burst: 2,
+    };
+    let caller = SharedQuota {
+        interval: Duration::from_millis(100),
+        burst: 5,
+    };
+    let t0 = 2_000_000_000_000u64;
+    let keys = [("gcra-pair:ip", ip), ("gcra-pair:caller", caller)];
+    let both = |now| redis.gcra_in_order(&keys, Some(now));
+    let ms = Duration::from_millis;
+    assert_eq!(
+        both(t0).await,
+        Ok(vec![
+            Verdict::Admitted {
+                remaining: 1,
+                reset: ms(100)
+            },
+            Verdict::Admitted {
+                remaining: 4,
+                reset: ms(100)
+            },
+        ])
+    );
+    assert_eq!(both(t0).await.map(|v| v.len()), Ok(2));
+    // The IP's quota refuses: the caller's is not counted.
+    assert_eq!(
+        both(t0).await,
+        Ok(vec![Verdict::Refused {
+            retry_after: ms(100)
+        }])
+    );
+    let caller_only = redis
+        .gcra_in_order(&[("gcra-pair:caller", caller)], Some(t0))
+        .await;
+    assert_eq!(
+        caller_only,
+        Ok(vec![Verdict::Admitted {
+            remaining: 2,
+            reset: ms(300)
+        }])
+    );
 }
 
 #[tokio::test]
@@ -396,4 +451,42 @@ async fn with_redis_down_nothing_fails_but_a_fail_closed_route_and_readiness_say
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["ratelimit-limit"], "5");
     assert_eq!(ready(&app).await["sharedState"], "ok");
+}
+
+/// `calls` of a command in Redis's `INFO commandstats`.
+async fn command_calls(redis: &RedisServer, command: &str) -> u64 {
+    let mut connection = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .expect("INFO");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn a_known_caller_costs_one_redis_round_trip_per_request() {
+    let server = redis();
+    let app = replica(&server, "").await;
+    let token = app.token("u1", "");
+    // The first request verifies the token: the per-IP quota before, the
+    // subject's after, two round trips.
+    assert_eq!(app.dashboard(&token).await.status(), StatusCode::OK);
+    let before = command_calls(&server, "evalsha").await;
+    assert!(before >= 2, "{before} EVALSHA for the first request");
+    for _ in 0..10 {
+        let response = app.dashboard(&token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["ratelimit-limit"], "40");
+    }
+    // Then the token is known: both quotas in one script call each.
+    assert_eq!(command_calls(&server, "evalsha").await - before, 10);
 }
