@@ -1,6 +1,8 @@
 //! `bench/run` drives this: bff-web, a Node BFF and a hyper floor against
-//! the same upstreams, same payloads, same load, in one run; prints the
-//! table and the ratios `BENCHMARKS.md` records.
+//! the same upstreams, same payloads, same load, in one run (plus two
+//! comparators of bff-web: its dashboard in Rust, and its quotas in a
+//! `redis-server` this starts on the load CPU); prints the table and the
+//! ratios `BENCHMARKS.md` records.
 //!
 //! Usage: `bff-bench --bin-dir DIR [--smoke] [--no-pin] [--rounds N]
 //! [--only bff-web,floor] [--workload dashboard|graphql]`. Run it pinned
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bff_testkit::processes::RedisServer;
 use load::{GRAPHQL_QUERY, LoadResult, LoadSpec, Workload};
 use targets::{Kind, Launch, Target};
 use upstreams::BenchUpstreams;
@@ -175,14 +178,35 @@ async fn run(options: Options) -> Result<bool, String> {
         pin_cpu: options.pin.then_some(0),
         secret: SECRET,
         upstreams: [upstreams.url(0), upstreams.url(1), upstreams.url(2)],
+        redis_url: None,
+    };
+    let kinds: Vec<Kind> = [
+        Kind::BffWeb,
+        Kind::BffWebRust,
+        Kind::BffWebRedis,
+        Kind::Node,
+        Kind::Floor,
+    ]
+    .into_iter()
+    .filter(|kind| {
+        options
+            .only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|name| name == kind.name()))
+    })
+    .collect();
+    // Redis runs where the load generator and the upstreams do (this
+    // process's CPU), not on the gateways' CPU.
+    let redis = match kinds.contains(&Kind::BffWebRedis) {
+        true => Some(RedisServer::start().map_err(|e| format!("redis-server: {e}"))?),
+        false => None,
+    };
+    let launch = Launch {
+        redis_url: redis.as_ref().map(RedisServer::url),
+        ..launch
     };
     let mut targets = Vec::new();
-    for kind in [Kind::BffWeb, Kind::BffWebRust, Kind::Node, Kind::Floor] {
-        if let Some(only) = &options.only
-            && !only.iter().any(|name| name == kind.name())
-        {
-            continue;
-        }
+    for kind in kinds {
         targets.push(Target::start(kind, &launch).map_err(|e| format!("{}: {e}", kind.name()))?);
     }
     if !options.smoke {
@@ -729,12 +753,16 @@ fn report(
         1.0,
         "×",
     );
-    for other in ["node-bff", "floor"] {
+    for other in ["bff-web-redis", "node-bff", "floor"] {
         let added = get(Scenario::DashboardFixedRate, other, &p50) - slowest_p50;
         println!(
             "| p50 added over the slowest upstream, {other} (µs) | {added:.0} | for comparison | | | |"
         );
     }
+    println!(
+        "| dashboard CPU per request, quotas in Redis (bff-web-redis) / in process (bff-web) | {:.2}× | for comparison | | | |",
+        get(dash, "bff-web-redis", &cpu) / get(dash, "bff-web", &cpu)
+    );
     println!(
         "| upstream calls per GraphQL request, 1..100 orders, bff-web | 2 | exactly 2 | {} | | |",
         mark(web_calls_exact && exact)

@@ -13,6 +13,9 @@ pub enum Kind {
     /// bff-web with its dashboard in Rust instead of declared: the
     /// comparator for what declaring costs (dashboard saturation only).
     BffWebRust,
+    /// bff-web with its quotas counted in Redis (`shared_state.redis_url`):
+    /// what sharing them across replicas costs (dashboard only).
+    BffWebRedis,
     Node,
     Floor,
 }
@@ -28,6 +31,7 @@ impl Kind {
         match self {
             Self::BffWeb => "bff-web",
             Self::BffWebRust => "bff-web-rust",
+            Self::BffWebRedis => "bff-web-redis",
             Self::Node => "node-bff",
             Self::Floor => "floor",
         }
@@ -51,6 +55,8 @@ pub struct Launch<'a> {
     pub pin_cpu: Option<usize>,
     pub secret: &'a str,
     pub upstreams: [String; 3],
+    /// The `redis-server` bff-web-redis counts its quotas in.
+    pub redis_url: Option<String>,
 }
 
 impl Target {
@@ -72,11 +78,21 @@ impl Target {
             command.args(wrap.split_whitespace());
         }
         match kind {
-            Kind::BffWeb | Kind::BffWebRust => {
+            Kind::BffWeb | Kind::BffWebRust | Kind::BffWebRedis => {
                 let binary = match kind {
-                    Kind::BffWeb => "bff-web",
-                    _ => "bff-web-rust-dashboard",
+                    Kind::BffWebRust => "bff-web-rust-dashboard",
+                    _ => "bff-web",
                 };
+                if kind == Kind::BffWebRedis {
+                    let url = launch.redis_url.as_deref().ok_or_else(|| {
+                        std::io::Error::other("bff-web-redis needs a redis-server")
+                    })?;
+                    // Every check goes to Redis: a slow answer under
+                    // saturation must not turn into the local fallback.
+                    command
+                        .env("BFF_SHARED_STATE__REDIS_URL", url)
+                        .env("BFF_SHARED_STATE__COMMAND_TIMEOUT", "1s");
+                }
                 command
                     .arg(launch.bin_dir.join(binary))
                     .env("BFF_LISTEN", addr.to_string())
