@@ -162,17 +162,29 @@ pub enum WhenSharedStateFails {
 impl RateLimiter {
     /// A quota kept in this process only.
     pub fn with_quota(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
-        let quota = Quota::per_second(per_second).allow_burst(burst);
+        Self::counted(
+            Quota::per_second(per_second).allow_burst(burst),
+            (per_second, burst),
+            None,
+        )
+    }
+
+    /// Counts `local` in this process, and in Redis when `shared` is set.
+    fn counted(
+        local: Quota,
+        (per_second, burst): (NonZeroU32, NonZeroU32),
+        shared: Option<Shared>,
+    ) -> Self {
         Self {
-            local: governor::RateLimiter::keyed(quota)
+            local: governor::RateLimiter::keyed(local)
                 .with_middleware::<StateInformationMiddleware>(),
             local_figures: Figures {
-                burst: burst.get(),
-                replenish_one: quota.replenish_interval(),
+                burst: local.burst_size().get(),
+                replenish_one: local.replenish_interval(),
             },
             per_second,
             burst,
-            shared: None,
+            shared,
         }
     }
 
@@ -194,32 +206,22 @@ impl RateLimiter {
         let local_quota = Quota::with_period(interval * share)
             .unwrap_or_else(|| Quota::per_second(per_second))
             .allow_burst(NonZeroU32::new(burst.get() / share).unwrap_or(NonZeroU32::MIN));
-        let local_burst = local_quota.burst_size();
         let mut key_prefix = redis.key("gcra", name);
         key_prefix.push(':');
-        Self {
-            local: governor::RateLimiter::keyed(local_quota)
-                .with_middleware::<StateInformationMiddleware>(),
-            local_figures: Figures {
-                burst: local_burst.get(),
-                replenish_one: local_quota.replenish_interval(),
+        let shared = Shared {
+            redis: redis.clone(),
+            key_prefix,
+            quota: SharedQuota {
+                interval,
+                burst: burst.get(),
             },
-            per_second,
-            burst,
-            shared: Some(Shared {
-                redis: redis.clone(),
-                key_prefix,
-                quota: SharedQuota {
-                    interval,
-                    burst: burst.get(),
-                },
-                figures: Figures {
-                    burst: burst.get(),
-                    replenish_one: interval,
-                },
-                fail_closed: when_it_fails == WhenSharedStateFails::Refuse,
-            }),
-        }
+            figures: Figures {
+                burst: burst.get(),
+                replenish_one: interval,
+            },
+            fail_closed: when_it_fails == WhenSharedStateFails::Refuse,
+        };
+        Self::counted(local_quota, (per_second, burst), Some(shared))
     }
 
     /// Counts one request for `key`: in Redis when shared and answering,

@@ -45,6 +45,19 @@ fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("not zero")
 }
 
+/// Sends one command to `server` on a connection of its own.
+async fn ask<T: redis::FromRedisValue>(server: &RedisServer, command: &redis::Cmd) -> T {
+    let mut connection = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    command
+        .query_async(&mut connection)
+        .await
+        .expect("Redis answers")
+}
+
 /// Waits (at most 10 s) until `state` reports `health`.
 async fn until_health(state: &SharedState, health: SharedStateHealth) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -122,16 +135,7 @@ async fn the_gcra_script_admits_the_burst_then_the_rate_on_a_set_clock() {
         })
     );
     // The key expires once its quota is whole again.
-    let mut connection = redis::Client::open(server.url())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg("gcra-clock:k")
-        .query_async(&mut connection)
-        .await
-        .expect("PTTL");
+    let ttl: i64 = ask(&server, redis::cmd("PTTL").arg("gcra-clock:k")).await;
     assert!((1..=100).contains(&ttl), "PTTL {ttl}");
 }
 
@@ -455,16 +459,7 @@ async fn with_redis_down_nothing_fails_but_a_fail_closed_route_and_readiness_say
 
 /// `calls` of a command in Redis's `INFO commandstats`.
 async fn command_calls(redis: &RedisServer, command: &str) -> u64 {
-    let mut connection = redis::Client::open(redis.url())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut connection)
-        .await
-        .expect("INFO");
+    let info: String = ask(redis, redis::cmd("INFO").arg("commandstats")).await;
     let prefix = format!("cmdstat_{command}:calls=");
     info.lines()
         .find_map(|line| line.strip_prefix(&prefix))
