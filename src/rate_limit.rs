@@ -261,11 +261,6 @@ impl RateLimiter {
         (self.per_second, self.burst)
     }
 
-    /// Whether it counts in Redis (when Redis answers).
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
-    }
-
     /// The quota's burst: what `RateLimit-Limit` advertises.
     pub fn limit(&self) -> u32 {
         self.burst.get()
@@ -385,11 +380,17 @@ pub struct RouteLimiters {
 /// used it.
 type RouteQuota = (String, u32, u32, WhenSharedStateFails);
 
-/// One declared route's quota, as its file states it.
-#[derive(Debug, Clone, Copy)]
+/// A declared route's `[rate_limit]`: a GCRA quota per subject for this
+/// route alone.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteQuotaSpec {
     pub per_second: NonZeroU32,
     pub burst: NonZeroU32,
+    /// With `shared_state.redis_url`, what happens while Redis does not
+    /// answer: `fall-back` (the default) to this replica's share of the
+    /// quota, or `refuse` with `503 shared_state_unavailable`.
+    #[serde(default)]
     pub when_shared_state_fails: WhenSharedStateFails,
 }
 

@@ -17,7 +17,7 @@ use super::expr::{Expr, REQUEST_VARS, text};
 use super::need::Need;
 use super::spec::{BatchSpec, CachePolicy, CallSpec, DeprecationSpec, EndpointSpec};
 use crate::config::ConfigError;
-use crate::rate_limit::{RateLimiter, RouteQuotaSpec};
+use crate::rate_limit::RateLimiter;
 use crate::server::AppState;
 use crate::upstream::contract::{Contract, Shape};
 use crate::upstream::{BadReply, BodyCheck, Endpoint, Parsed, UpstreamName, shape_of};
@@ -185,11 +185,7 @@ pub fn bind(plan: Arc<DeclaredEndpoint>, state: &AppState) -> Result<ServedEndpo
     let limiter = plan.spec.rate_limit.map(|quota| {
         state.route_limiters().get(
             &plan.route,
-            RouteQuotaSpec {
-                per_second: quota.per_second,
-                burst: quota.burst,
-                when_shared_state_fails: quota.when_shared_state_fails,
-            },
+            quota,
             state.shared_state(),
             state.generation(),
             state.config().rate_limit.prune_interval,

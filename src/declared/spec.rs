@@ -8,8 +8,6 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use crate::rate_limit::WhenSharedStateFails;
-
 /// One endpoint file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,18 +75,8 @@ pub struct AuthSpec {
     pub scopes: Vec<String>,
 }
 
-/// `[rate_limit]`: a GCRA quota per subject for this route alone.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaSpec {
-    pub per_second: NonZeroU32,
-    pub burst: NonZeroU32,
-    /// With `shared_state.redis_url`, what happens while Redis does not
-    /// answer: `fall-back` (the default) to this replica's share of the
-    /// quota, or `refuse` with `503 shared_state_unavailable`.
-    #[serde(default)]
-    pub when_shared_state_fails: WhenSharedStateFails,
-}
+/// `[rate_limit]`: the route's own quota, counted where the BFF's are.
+pub use crate::rate_limit::RouteQuotaSpec as QuotaSpec;
 
 /// What `Cache-Control` a successful reply carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
