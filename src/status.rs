@@ -73,6 +73,7 @@ async fn document(State(state): State<AppState>) -> impl IntoResponse {
             "lastReloadError": state.reloads().last_error(),
             "profile": state.config().profile,
             "ready": !state.is_draining(),
+            "sharedState": state.shared_state().health(),
             "windowSeconds": crate::recent::WINDOW.as_secs(),
             "upstreams": upstreams,
             "routes": routes,

@@ -159,6 +159,23 @@ impl SharedState {
             metrics: metrics.clone(),
         });
         metrics.set_shared_state_degraded(false);
+        // Where, never with the password.
+        let server = url::Url::parse(url.expose())
+            .ok()
+            .map(|url| {
+                format!(
+                    "{}:{}",
+                    url.host_str().unwrap_or_default(),
+                    url.port().unwrap_or(6379)
+                )
+            })
+            .unwrap_or_default();
+        tracing::info!(
+            redis = %server,
+            key_prefix = %redis.prefix,
+            replicas_hint = config.replicas_hint.get(),
+            "shared state in Redis"
+        );
         Redis::spawn_probe(&redis, config.probe_interval);
         Ok(Self { redis: Some(redis) })
     }

@@ -674,6 +674,7 @@ async fn the_status_document_shows_which_upstream_fails() {
     assert_eq!(before["bff"], "bff-web");
     assert_eq!(before["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(before["configGeneration"], 1);
+    assert_eq!(before["sharedState"], "local");
     for name in ["users", "orders", "notifications"] {
         assert_eq!(before["upstreams"][name]["circuit"], "closed", "{before}");
         assert_eq!(before["upstreams"][name]["recent"]["count"], 0, "{before}");

@@ -443,6 +443,8 @@ async fn with_redis_down_nothing_fails_but_a_fail_closed_route_and_readiness_say
     let readiness = ready(&app).await;
     assert_eq!(readiness["status"], "ready");
     assert_eq!(readiness["sharedState"], "degraded");
+    let (_, _, status) = json_body(app.get("/status.json", None).await).await;
+    assert_eq!(status["sharedState"], "degraded", "{status}");
     let metrics = app.get("/metrics", None).await.text().await.expect("text");
     assert!(
         metrics.contains("bff_shared_state_degraded{bff=\"bff-web\"} 1"),

@@ -1167,3 +1167,34 @@ fn a_reload_applies_changes_keeps_the_old_config_on_errors_and_finishes_requests
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(endpoints);
 }
+
+#[test]
+fn the_shared_state_is_logged_at_start_without_its_password_and_redis_down_is_not_fatal() {
+    let mut command = Command::new(BIN);
+    command
+        .env("BFF_LISTEN", "127.0.0.1:0")
+        .env("BFF_HTTP__DRAIN_DELAY", "0s")
+        .env("BFF_UPSTREAMS__USERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__ORDERS__URL", "http://127.0.0.1:9")
+        .env("BFF_UPSTREAMS__NOTIFICATIONS__URL", "http://127.0.0.1:9")
+        .env("BFF_AUTH__HS256_SECRET", SECRET)
+        // Nothing listens on port 9: the BFF starts all the same.
+        .env(
+            "BFF_SHARED_STATE__REDIS_URL",
+            "redis://:redis-password-never-logged@127.0.0.1:9",
+        );
+    let child = command.stderr(Stdio::piped()).spawn().expect("starts");
+    let mut running = Running(child);
+    let logs = read_lines(BufReader::new(running.0.stderr.take().expect("stderr")));
+    let shared = next_matching(&logs, |l| l.contains("shared state in Redis"));
+    assert!(shared.contains("127.0.0.1:9"), "{shared}");
+    let listening = next_matching(&logs, |l| l.contains("listening"));
+    let line: serde_json::Value = serde_json::from_str(&listening).expect("a JSON log line");
+    let addr = line["local"].as_str().expect("address").to_owned();
+    let reply = http_get(&addr, "/readyz", None);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    stop(running);
+    for line in logs.try_iter().chain([shared, listening]) {
+        assert!(!line.contains("redis-password-never-logged"), "{line}");
+    }
+}
