@@ -94,6 +94,8 @@ pub fn layer(config: &CorsConfig) -> Option<CorsLayer> {
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("traceparent"),
                 HeaderName::from_static("tracestate"),
+                // The token handler's CSRF header (`session.oidc`).
+                HeaderName::from_static("x-csrf"),
             ])
             .expose_headers([
                 HeaderName::from_static("x-request-id"),

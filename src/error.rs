@@ -158,6 +158,13 @@ pub enum ApiError {
     NotReady(&'static str),
     #[error("this route's quota cannot be counted right now; retry shortly")]
     SharedStateUnavailable,
+    /// A cookie-authenticated request without the CSRF header or from
+    /// another origin.
+    #[error("{0}")]
+    CsrfRefused(&'static str),
+    /// The identity provider of the token handler cannot be reached.
+    #[error("the identity provider cannot be reached; retry shortly")]
+    ProviderUnavailable,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("{0}")]
@@ -180,6 +187,8 @@ impl ApiError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::NotReady(_) => ErrorCode::NotReady,
             Self::SharedStateUnavailable => ErrorCode::SharedStateUnavailable,
+            Self::CsrfRefused(_) => ErrorCode::Forbidden,
+            Self::ProviderUnavailable => ErrorCode::UpstreamUnavailable,
             Self::Upstream(e) => upstream_code(e),
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -35,6 +35,7 @@ pub mod request_context;
 pub mod run;
 pub mod server;
 pub mod server_timing;
+pub mod session;
 pub mod shared_state;
 pub mod status;
 pub mod telemetry;

@@ -598,8 +598,12 @@ pub async fn admit_ip(limits: &RateLimits, ip: IpAddr) -> Result<(), Refused> {
 
 /// The client's address as [`crate::client_ip`] resolved it.
 pub fn client_ip(request: &Request) -> IpAddr {
-    request
-        .extensions()
+    client_ip_of(request.extensions())
+}
+
+/// [`client_ip`] from a request's extensions.
+pub fn client_ip_of(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ClientIp>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientIp(ip)| *ip)
 }

@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::openapi::ApiDocument;
 use crate::rate_limit::{RateLimiter, RateLimits, RouteLimiters, WhenSharedStateFails};
 use crate::reload::ReloadStatus;
+use crate::session::TokenHandler;
 use crate::shared_state::SharedState;
 use crate::telemetry::access::tag_route;
 use crate::upstream::Upstreams;
@@ -116,6 +117,12 @@ impl AppState {
             || IdempotencyRecords::new(&config.idempotency, &shared_state),
             |p| p.0.idempotency.clone(),
         );
+        // Sessions and logins in progress outlive a reload; a changed
+        // `session` takes a restart, like `shared_state`.
+        let token_handler = match previous {
+            Some(p) => p.0.credentials.sessions.clone(),
+            None => TokenHandler::from_config(&config.session, &config.cors.allowed_origins)?,
+        };
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys, &shared_state)?;
         let quota = &config.rate_limit;
@@ -154,6 +161,7 @@ impl AppState {
             credentials: Credentials {
                 verifier: Arc::new(verifier),
                 api_keys: Arc::new(api_keys),
+                sessions: token_handler,
             },
             rate_limits: RateLimits {
                 per_subject: rate_limiter,
@@ -190,6 +198,11 @@ impl AppState {
     /// `Idempotency-Key`.
     pub fn idempotency(&self) -> &IdempotencyRecords {
         &self.0.idempotency
+    }
+
+    /// The token handler (browser sessions), when `session.oidc` is set.
+    pub fn token_handler(&self) -> Option<&Arc<TokenHandler>> {
+        self.0.credentials.sessions.as_ref()
     }
 
     /// Declared routes' own quotas, kept across reloads.
@@ -316,6 +329,9 @@ pub fn router(state: AppState, routes: Router<AppState>, api: ApiDocument) -> Ro
         .merge(authenticated)
         .merge(demo_routes(&state))
         .merge(crate::status::routes(&state));
+    if let Some(auth_routes) = crate::session::routes::routes(&state) {
+        router = router.merge(auth_routes);
+    }
     if state.config().http.openapi {
         // No token: the document describes the API and holds no data.
         router = router.route(

@@ -37,6 +37,7 @@ pub struct TestAppBuilder {
     hs256: bool,
     more_instances: Vec<(Service, Vec<BaseUrl>)>,
     demo_tokens: bool,
+    port: u16,
 }
 
 impl TestAppBuilder {
@@ -73,6 +74,13 @@ impl TestAppBuilder {
         self.config(&format!("[endpoints]\ndir = {dir}"))
     }
 
+    /// Listens on this loopback port instead of one the kernel picks: for
+    /// a config that must name the BFF's own URL (an OAuth redirect).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Do not add the test HS256 secret (the TOML sets a public key).
     pub fn without_hs256(mut self) -> Self {
         self.hs256 = false;
@@ -103,7 +111,9 @@ impl TestAppBuilder {
         if self.demo_tokens {
             state = state.with_token_mint(crate::demo::token_mint(SECRET));
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let app = (spec.app)(state.clone()).expect("the app builds");
@@ -154,6 +164,7 @@ impl TestApp {
             hs256: true,
             more_instances: Vec::new(),
             demo_tokens: false,
+            port: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Real servers for the tests that need them: `redis-server` and `haproxy`
-//! from Debian (installed by `scripts/setup`), each started on a free
-//! loopback port, waited for, and killed when dropped.
+//! from Debian and the npm `oidc-provider` (installed by `scripts/setup`),
+//! each started on a free loopback port, waited for, and killed when
+//! dropped.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -120,6 +121,70 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The npm `oidc-provider` (panva's certified OpenID provider) on
+/// loopback, from `tests/oidc-provider/` (installed by `scripts/setup`):
+/// one confidential client, any user id a user, the development login and
+/// consent pages.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Child,
+    port: u16,
+}
+
+/// The client an [`OidcProvider`] registers.
+#[derive(Debug, Clone)]
+pub struct OidcClient<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub redirect_uri: &'a str,
+    pub post_logout_redirect_uri: &'a str,
+    /// How long its access tokens live.
+    pub access_token_ttl: Duration,
+}
+
+impl OidcProvider {
+    /// Starts one on a free port and waits until it answers.
+    pub fn start(client: &OidcClient<'_>) -> io::Result<Self> {
+        let port = free_port()?;
+        let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/oidc-provider/server.js");
+        let child = spawn(
+            Command::new("node")
+                .arg(server)
+                .env("PORT", port.to_string())
+                .env("CLIENT_ID", client.client_id)
+                .env("CLIENT_SECRET", client.client_secret)
+                .env("REDIRECT_URI", client.redirect_uri)
+                .env("POST_LOGOUT_REDIRECT_URI", client.post_logout_redirect_uri)
+                .env(
+                    "ACCESS_TOKEN_TTL",
+                    client.access_token_ttl.as_secs().max(1).to_string(),
+                ),
+            "node (tests/oidc-provider)",
+        )?;
+        let provider = Self { child, port };
+        if wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }) {
+            Ok(provider)
+        } else {
+            Err(io::Error::other("oidc-provider did not start listening"))
+        }
+    }
+
+    /// The issuer, `http://127.0.0.1:<port>`.
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

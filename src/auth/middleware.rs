@@ -1,7 +1,7 @@
 //! The authentication middleware and the extractor handlers use.
 
 use axum::extract::{FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,8 @@ impl From<AuthError> for ApiError {
 pub struct Credentials {
     pub verifier: Arc<super::JwtVerifier>,
     pub api_keys: Arc<super::ApiKeys>,
+    /// Browser sessions (`session.oidc`), when configured.
+    pub sessions: Option<Arc<crate::session::TokenHandler>>,
 }
 
 /// A caller recognised without verifying anything: its API key, or the
@@ -108,7 +110,7 @@ pub async fn authenticate(
         return Ok(subject);
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
-        return Err(ApiError::from(AuthError::Missing).into_response());
+        return authenticate_session(credentials, request).await;
     };
     let Some(token) = bearer_token(header) else {
         return Err(ApiError::from(AuthError::Missing).into_response());
@@ -129,6 +131,34 @@ pub async fn authenticate(
             Err(ApiError::from(error).into_response())
         }
     }
+}
+
+/// A request without a bearer token or an API key: its session cookie,
+/// when the token handler is configured, with the CSRF rules; the cookie
+/// is taken off the request, so nothing after this (a declared endpoint's
+/// `headers`, an upstream call) can pass it on.
+async fn authenticate_session(
+    credentials: &Credentials,
+    request: &mut Request,
+) -> Result<Arc<str>, Response> {
+    let Some(sessions) = &credentials.sessions else {
+        return Err(ApiError::from(AuthError::Missing).into_response());
+    };
+    let found = sessions
+        .authenticate(request.method(), request.headers())
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Some((claims, authorization)) = found else {
+        return Err(ApiError::from(AuthError::Missing).into_response());
+    };
+    request.headers_mut().remove(COOKIE);
+    let subject = claims.subject.clone();
+    request.extensions_mut().insert(Authenticated {
+        claims,
+        authorization: Some(authorization),
+        api_key: None,
+    });
+    Ok(subject)
 }
 
 /// One credential per request: two `Authorization` headers, two API-key

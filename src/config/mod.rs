@@ -25,6 +25,7 @@ pub use crate::graphql::config::{DocumentPolicy, GraphQlConfig};
 pub use crate::idempotency::IdempotencyConfig;
 pub use crate::listener::config::HttpConfig;
 pub use crate::rate_limit::RateLimitConfig;
+pub use crate::session::{OidcConfig, SessionConfig};
 pub use crate::shared_state::SharedStateConfig;
 pub use crate::telemetry::config::{LogFormat, TelemetryConfig};
 pub use crate::tls::TlsConfig;
@@ -82,6 +83,8 @@ pub struct Config {
     pub shared_state: SharedStateConfig,
     /// How long and how many idempotency records are kept.
     pub idempotency: IdempotencyConfig,
+    /// Browser sessions: the web BFF as an OAuth token handler.
+    pub session: SessionConfig,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             endpoints: EndpointsConfig::default(),
             shared_state: SharedStateConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            session: SessionConfig::default(),
         }
     }
 }
@@ -168,6 +172,7 @@ impl Config {
         errors.extend(self.cors.validate().err());
         errors.extend(self.tls.validate().err());
         errors.extend(self.shared_state.validate().err());
+        errors.extend(self.session.validate().err());
         ConfigError::all(errors)
     }
 

@@ -728,3 +728,142 @@ async fn http11_requests_need_exactly_one_host() {
     .await;
     assert!(old.starts_with("HTTP/1.0 200"), "{old}");
 }
+
+// The token handler (`session.oidc`), against a real OpenID provider:
+// cross-site requests riding the session cookie, the cookie leaking
+// upstream, a session fixed before login, and an open redirect.
+
+mod token_handler {
+    use std::time::Duration;
+
+    use bff_testkit::Service;
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use crate::support::assert_error_body;
+    use crate::token_handler::{Browser, Flow, SESSION_COOKIE, csrf, headers};
+
+    async fn logged_in(user: &str) -> (Flow, Browser) {
+        let flow = Flow::start(Duration::from_secs(3600)).await;
+        let browser = Browser::new();
+        let landed = browser.log_in(&flow, user, "/").await;
+        assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+        (flow, browser)
+    }
+
+    #[tokio::test]
+    async fn a_cross_site_mutation_riding_the_cookie_is_refused_before_any_upstream_call() {
+        let (flow, browser) = logged_in("u1").await;
+        let order = json!({"items": [{"sku": "sku-mug", "quantity": 1}]});
+        let url = format!("{}/orders", flow.base);
+        for forged in [
+            // A form post or fetch from another site: no custom header.
+            vec![
+                ("origin", "https://evil.example"),
+                ("idempotency-key", "k1"),
+            ],
+            // The header, but from another origin (a misconfigured CORS).
+            vec![
+                ("x-csrf", "1"),
+                ("origin", "https://evil.example"),
+                ("idempotency-key", "k1"),
+            ],
+            // The header and no Origin or Referer at all.
+            vec![("x-csrf", "1"), ("idempotency-key", "k1")],
+            // The wrong value.
+            vec![("x-csrf", "0"), ("idempotency-key", "k1")],
+        ] {
+            let refused = browser.post_json(&url, &order, &forged).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{forged:?}");
+            assert_error_body(&refused.json(), "forbidden");
+        }
+        assert_eq!(flow.app.calls(Service::Orders), 0);
+        // From the app's own origin it goes through, once.
+        let csrf = csrf(&flow);
+        let mut same_site = headers(&csrf);
+        same_site.push(("idempotency-key", "k1"));
+        let own = browser.post_json(&url, &order, &same_site).await;
+        assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
+        assert_eq!(flow.app.calls(Service::Orders), 1);
+    }
+
+    #[tokio::test]
+    async fn the_session_cookie_never_reaches_an_upstream() {
+        let (flow, browser) = logged_in("u2").await;
+        let reply = browser
+            .get(
+                &format!("{}/user-dashboard", flow.base),
+                &headers(&csrf(&flow)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        for service in Service::ALL {
+            for request in flow.app.upstreams.control().requests(service) {
+                assert!(request.headers.get("cookie").is_none(), "{service:?}");
+                let authorization = request.headers["authorization"].to_str().expect("ascii");
+                let cookie = browser.cookie(&flow.base, SESSION_COOKIE).expect("kept");
+                assert!(!authorization.contains(&cookie));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_id_planted_before_login_is_replaced_and_ended() {
+        let flow = Flow::start(Duration::from_secs(3600)).await;
+        // The attacker logs in and plants their own session id in the
+        // victim's browser.
+        let attacker = Browser::new();
+        assert_eq!(
+            attacker.log_in(&flow, "u3", "/").await.status,
+            StatusCode::OK
+        );
+        let planted = attacker
+            .cookie(&flow.base, SESSION_COOKIE)
+            .expect("a session");
+        let victim = Browser::new();
+        victim.plant(&flow.base, SESSION_COOKIE, &planted);
+        assert_eq!(victim.log_in(&flow, "u4", "/").await.status, StatusCode::OK);
+        let own = victim
+            .cookie(&flow.base, SESSION_COOKIE)
+            .expect("a session");
+        assert_ne!(own, planted, "the login kept a session id from before it");
+        let csrf = csrf(&flow);
+        let me = victim
+            .get(&format!("{}/auth/user", flow.base), &headers(&csrf))
+            .await;
+        assert_eq!(me.json()["sub"], "u4");
+        // And the planted session is over: the attacker cannot ride it.
+        let theirs = attacker
+            .get(&format!("{}/auth/user", flow.base), &headers(&csrf))
+            .await;
+        assert_eq!(theirs.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn return_to_only_leads_back_into_the_app() {
+        let flow = Flow::start(Duration::from_secs(3600)).await;
+        let browser = Browser::new();
+        for target in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/%5Cevil.example",
+            "%2F%2Fevil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+        ] {
+            let refused = browser
+                .get(&format!("{}/auth/login?returnTo={target}", flow.base), &[])
+                .await;
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{target}");
+            assert!(refused.headers.get("location").is_none(), "{target}");
+        }
+        // A path in the app goes through, and ends there.
+        let landed = browser.log_in(&flow, "u5", "/orders%3Fpage%3D2").await;
+        assert_eq!(landed.status, StatusCode::OK);
+        assert!(
+            landed.body.contains("url=/orders?page=2"),
+            "{}",
+            landed.body
+        );
+    }
+}

@@ -25,3 +25,4 @@ mod rate_limit;
 mod resilience;
 mod schema;
 mod shared_state;
+pub mod token_handler;
