@@ -121,7 +121,11 @@ impl AppState {
         // `session` takes a restart, like `shared_state`.
         let token_handler = match previous {
             Some(p) => p.0.credentials.sessions.clone(),
-            None => TokenHandler::from_config(&config.session, &config.cors.allowed_origins)?,
+            None => TokenHandler::from_config(
+                &config.session,
+                &config.cors.allowed_origins,
+                &shared_state,
+            )?,
         };
         let verifier = JwtVerifier::from_config(&config.auth)?;
         let api_keys = ApiKeys::from_config(&config.api_keys, &shared_state)?;

@@ -40,6 +40,12 @@ pub const SPEC: BffSpec = BffSpec {
 /// The whole application, ready to serve: tests call this too.
 /// An error when the config lacks an upstream its routes call.
 pub fn app(state: AppState) -> Result<Router, ConfigError> {
+    if state.config().session.oidc.is_some() {
+        return Err(ConfigError::invalid(
+            "session.oidc",
+            "is for the web BFF: native apps run their own OAuth flow and send bearer tokens",
+        ));
+    }
     let declared = bff_shop::declared(&state.config().endpoints, ENDPOINTS)?;
     let routes = routes(&state, &declared)?;
     let document = bff_shop::api_document("bff-mobile", env!("CARGO_PKG_VERSION"), &declared);

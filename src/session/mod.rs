@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{AuthError, Claims};
 use crate::config::{ConfigError, HttpUrl, Secret};
 use crate::error::ApiError;
+use crate::shared_state::SharedState;
 
 pub use provider::Provider;
 pub use store::{Session, Sessions};
@@ -45,8 +46,13 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// The session cookie's name; `__Host-` keeps it to this exact origin.
     pub cookie_name: String,
-    /// Sessions kept at most (the oldest dropped first).
+    /// Sessions kept at most in each process (the least recently used
+    /// dropped first).
     pub max_sessions: usize,
+    /// With `shared_state.redis_url` (required then): 32 bytes in base64,
+    /// the AES-256-GCM key sessions are sealed with in Redis. The same on
+    /// every replica; a new key logs everyone out.
+    pub encryption_key: Option<Secret>,
 }
 
 impl Default for SessionConfig {
@@ -57,6 +63,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             cookie_name: "__Host-bff-session".to_owned(),
             max_sessions: 100_000,
+            encryption_key: None,
         }
     }
 }
@@ -134,6 +141,7 @@ impl TokenHandler {
     pub fn from_config(
         config: &SessionConfig,
         cors_origins: &[String],
+        shared: &SharedState,
     ) -> Result<Option<Arc<Self>>, ConfigError> {
         let Some(oidc) = &config.oidc else {
             return Ok(None);
@@ -148,7 +156,9 @@ impl TokenHandler {
         };
         Ok(Some(Arc::new(Self {
             provider: Provider::new(oidc)?,
-            sessions: Sessions::new(config),
+            sessions: Sessions::new(config, shared).map_err(|error| {
+                ConfigError::invalid("session.encryption_key", error.to_string())
+            })?,
             cookie_name: config.cookie_name.clone(),
             login_cookie_name,
             allowed_origins,
@@ -169,14 +179,14 @@ impl TokenHandler {
             return Ok(None);
         };
         self.check_csrf(method, headers)?;
-        let Some(session) = self.sessions.find(id) else {
+        let Some(session) = self.sessions.find(id).await else {
             return Err(AuthError::Expired.into());
         };
-        let access = match session.access_token(&self.provider).await {
+        let access = match self.sessions.access_token(&session, &self.provider).await {
             Ok(access) => access,
             Err(error) => {
                 tracing::info!(%error, "session ended: its token could not be refreshed");
-                self.sessions.remove(id);
+                self.sessions.remove(id).await;
                 return Err(AuthError::Expired.into());
             }
         };

@@ -101,12 +101,15 @@ async fn login(State(auth): State<Auth>, request: Parts) -> Response {
             return no_store(ApiError::ProviderUnavailable.into_response());
         }
     };
-    let id = handler.sessions.start_login(
-        started.state,
-        started.nonce,
-        started.pkce_verifier,
-        return_to,
-    );
+    let id = handler
+        .sessions
+        .start_login(
+            started.state,
+            started.nonce,
+            started.pkce_verifier,
+            return_to,
+        )
+        .await;
     let mut response = StatusCode::FOUND.into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(started.url.as_str()) {
@@ -153,7 +156,11 @@ async fn callback(State(auth): State<Auth>, request: Parts) -> Response {
     };
     // Taken once: a replayed callback finds no login.
     let login = cookie::find(&request.headers, &handler.login_cookie_name)
-        .and_then(|id| handler.sessions.take_login(id));
+        .map(|id| handler.sessions.take_login(id));
+    let login = match login {
+        Some(taking) => taking.await,
+        None => None,
+    };
     let Some(login) = login else {
         return refuse("no login in progress in this browser; start again at /auth/login");
     };
@@ -182,7 +189,7 @@ async fn callback(State(auth): State<Auth>, request: Parts) -> Response {
     }
     // A session that came along (a fixation attempt, or an old login) ends.
     if let Some(old) = cookie::find(&request.headers, &handler.cookie_name) {
-        handler.sessions.remove(old);
+        handler.sessions.remove(old).await;
     }
     let claims = Claims {
         subject: logged_in.subject.as_str().into(),
@@ -193,12 +200,15 @@ async fn callback(State(auth): State<Auth>, request: Parts) -> Response {
             .unwrap_or_default()
             .into_boxed_str(),
     };
-    let (id, _) = handler.sessions.create(
-        claims,
-        logged_in.claims,
-        logged_in.id_token,
-        logged_in.tokens,
-    );
+    let id = handler
+        .sessions
+        .create(
+            &claims,
+            logged_in.claims,
+            logged_in.id_token,
+            logged_in.tokens,
+        )
+        .await;
     let page = continue_page(&login.return_to);
     let mut response = (
         [(
@@ -246,14 +256,16 @@ async fn logout(State(auth): State<Auth>, request: Parts) -> Response {
     if let Err(refused) = handler.check_csrf(&Method::POST, &request.headers) {
         return no_store(refused.into_response());
     }
-    let ended = cookie::find(&request.headers, &handler.cookie_name)
-        .and_then(|id| handler.sessions.remove(id));
+    let ended = match cookie::find(&request.headers, &handler.cookie_name) {
+        Some(id) => handler.sessions.remove(id).await,
+        None => None,
+    };
     let logout_url = match ended {
         Some(session) => {
-            if let Some(refresh) = session.refresh_token().await {
+            if let Some(refresh) = session.refresh_token() {
                 handler.provider.revoke(&refresh).await;
             }
-            handler.provider.end_session_url(&session.id_token).await
+            handler.provider.end_session_url(&session.id_token()).await
         }
         None => None,
     };
@@ -275,24 +287,19 @@ async fn user(State(auth): State<Auth>, request: Parts) -> Response {
     if let Err(refused) = handler.check_csrf(&Method::GET, &request.headers) {
         return no_store(refused.into_response());
     }
-    let session = cookie::find(&request.headers, &handler.cookie_name)
-        .and_then(|id| handler.sessions.find(id));
+    let session = match cookie::find(&request.headers, &handler.cookie_name) {
+        Some(id) => handler.sessions.find(id).await,
+        None => None,
+    };
     let Some(session) = session else {
         return no_store(ApiError::from(AuthError::Missing).into_response());
     };
-    let remaining = session
-        .expires
-        .saturating_duration_since(std::time::Instant::now());
-    let expires_at = std::time::SystemTime::now() + remaining;
-    let expires_at = expires_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     no_store(
         axum::Json(serde_json::json!({
             "sub": &*session.claims.subject,
             "scope": &*session.claims.scope,
-            "claims": session.user,
-            "sessionExpiresAt": expires_at,
+            "claims": session.user(),
+            "sessionExpiresAt": session.expires_at(),
         }))
         .into_response(),
     )

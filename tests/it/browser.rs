@@ -3,7 +3,9 @@
 //! (both installed by `scripts/setup`). GraphiQL renders from the binary's
 //! own assets, runs `{ me { name } }` with the demo token it starts with,
 //! and its docs pane lists `Query`; the status page lists every upstream
-//! and shows a circuit turning open when the test breaks that upstream.
+//! and shows a circuit turning open when the test breaks that upstream; a
+//! person logs in through the OpenID provider's own pages and the app
+//! reads the dashboard with the session cookie it cannot see.
 //! A screenshot of each page is kept in `target/browser-screenshots/`.
 
 use std::net::TcpListener;
@@ -279,5 +281,97 @@ async fn the_status_page_shows_every_upstream_and_a_circuit_turning_open() {
         .await;
     assert!(degraded.as_str().is_some_and(|t| t.contains("orders")));
     browser.screenshot("status-orders-open").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_person_logs_in_through_the_providers_pages_and_the_app_reads_the_dashboard() {
+    let flow =
+        crate::token_handler::Flow::start_on("localhost", Duration::from_secs(3600), "").await;
+    let browser = Browser::start("login").await;
+    // The app sends the person to log in, to come back to one of its pages.
+    browser
+        .client()
+        .goto(&format!("{}/auth/login?returnTo=/status", flow.base))
+        .await
+        .expect("page opens");
+    browser
+        .wait_for(
+            "the provider's login form",
+            "return document.querySelector('input[name=login]') ? true : null",
+        )
+        .await;
+    browser.screenshot("login-provider").await;
+    let client = browser.client();
+    let login = client
+        .find(Locator::Css("input[name=login]"))
+        .await
+        .expect("login field");
+    login.send_keys("u1").await.expect("typed");
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password field")
+        .send_keys("any password")
+        .await
+        .expect("typed");
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("sign-in button")
+        .click()
+        .await
+        .expect("signed in");
+    browser
+        .wait_for(
+            "the provider's consent page",
+            "return document.querySelector('input[name=prompt][value=consent]') ? true : null",
+        )
+        .await;
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("continue button")
+        .click()
+        .await
+        .expect("consented");
+    browser
+        .wait_for(
+            "back on the app's page",
+            "return location.pathname === '/status' && document.querySelector('#upstreams tr') ? location.href : null",
+        )
+        .await;
+    // The session cookie is HttpOnly: the page's scripts cannot read it.
+    let cookies = client
+        .execute("return document.cookie", Vec::new())
+        .await
+        .expect("cookies");
+    assert!(
+        !cookies.as_str().unwrap_or_default().contains("bff-session"),
+        "{cookies}"
+    );
+    // The app's code calls the API as the README shows.
+    let dashboard = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/user-dashboard', {credentials: 'include', headers: {'X-CSRF': '1'}}) \
+               .then(r => r.json().then(body => done({status: r.status, body}))) \
+               .catch(e => done({error: String(e)}));",
+            Vec::new(),
+        )
+        .await
+        .expect("the fetch ran");
+    assert_eq!(dashboard["status"], 200, "{dashboard}");
+    assert_eq!(dashboard["body"]["profile"]["id"], "u1", "{dashboard}");
+    let user = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/auth/user', {headers: {'X-CSRF': '1'}}).then(r => r.json()).then(done);",
+            Vec::new(),
+        )
+        .await
+        .expect("the fetch ran");
+    assert_eq!(user["claims"]["name"], "Test user u1", "{user}");
+    browser.screenshot("login-back-in-the-app").await;
     browser.close().await;
 }

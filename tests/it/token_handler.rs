@@ -34,8 +34,25 @@ pub struct Flow {
 impl Flow {
     /// Access tokens living `access_ttl`.
     pub async fn start(access_ttl: Duration) -> Self {
+        Self::start_with(access_ttl, "").await
+    }
+
+    /// The session config of a BFF of this flow (its redirect URL is the
+    /// first BFF's), with `extra` TOML.
+    fn config(&self, extra: &str) -> String {
+        session_config(&self.provider, &self.base, extra)
+    }
+
+    /// With `extra` TOML for the BFF.
+    pub async fn start_with(access_ttl: Duration, extra: &str) -> Self {
+        Self::start_on("127.0.0.1", access_ttl, extra).await
+    }
+
+    /// With the app's origin on `host` (Chromium keeps `Secure` cookies
+    /// on `http://localhost`, not on `http://127.0.0.1`).
+    pub async fn start_on(host: &str, access_ttl: Duration, extra: &str) -> Self {
         let port = free_port().expect("a free port");
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://{host}:{port}");
         let provider = OidcProvider::start(&OidcClient {
             client_id: "bff-web",
             client_secret: CLIENT_SECRET,
@@ -46,13 +63,7 @@ impl Flow {
         .expect("oidc-provider starts (bash scripts/setup installs it)");
         let app = TestApp::builder(Bff::Web)
             .port(port)
-            .config(&format!(
-                "[session.oidc]\nissuer = \"{}\"\nclient_id = \"bff-web\"\n\
-                 client_secret = \"{CLIENT_SECRET}\"\nredirect_url = \"{base}/auth/callback\"\n\
-                 post_logout_redirect_url = \"{base}/\"\n\
-                 scopes = [\"openid\", \"profile\", \"offline_access\", \"orders:write\"]",
-                provider.issuer()
-            ))
+            .config(&session_config(&provider, &base, extra))
             .spawn()
             .await;
         Self {
@@ -61,6 +72,17 @@ impl Flow {
             base,
         }
     }
+}
+
+/// `[session]` for a BFF whose app is at `base`.
+fn session_config(provider: &OidcProvider, base: &str, extra: &str) -> String {
+    format!(
+        "{extra}\n[session.oidc]\nissuer = \"{}\"\nclient_id = \"bff-web\"\n\
+         client_secret = \"{CLIENT_SECRET}\"\nredirect_url = \"{base}/auth/callback\"\n\
+         post_logout_redirect_url = \"{base}/\"\n\
+         scopes = [\"openid\", \"profile\", \"offline_access\", \"orders:write\"]",
+        provider.issuer()
+    )
 }
 
 /// A browser enough for these tests: no redirects followed, cookies kept
@@ -538,4 +560,142 @@ async fn a_refresh_that_fails_ends_the_session() {
         .get(&format!("{base}/auth/user"), &headers(&csrf))
         .await;
     assert_eq!(user.status, StatusCode::UNAUTHORIZED);
+}
+
+/// 32 bytes in base64: the sessions' key in Redis, for these tests only.
+const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+#[tokio::test]
+async fn sessions_in_redis_serve_every_replica_sealed_and_refresh_once_across_them() {
+    let redis = bff_testkit::processes::RedisServer::start().expect("redis-server starts");
+    let shared = format!(
+        "[shared_state]\nredis_url = \"{}\"\ncommand_timeout = \"500ms\"\n\
+         [session]\nencryption_key = \"{ENCRYPTION_KEY}\"",
+        redis.url()
+    );
+    // Tokens of 32 s are refreshed 30 s before they expire: 2 s from now.
+    let a = Flow::start_with(Duration::from_secs(32), &shared).await;
+    let b = TestApp::builder(Bff::Web)
+        .config(&a.config(&shared))
+        .spawn()
+        .await;
+    let b_base = format!("http://{}", b.addr());
+    let browser = Browser::new();
+    assert_eq!(browser.log_in(&a, "u7", "/").await.status, StatusCode::OK);
+    let id = browser.cookie(&a.base, SESSION_COOKIE).expect("a session");
+    // The same browser reaching another replica (behind one load balancer).
+    browser.plant(&b_base, SESSION_COOKIE, &id);
+    let csrf = csrf(&a);
+    let me = browser
+        .get(&format!("{b_base}/auth/user"), &headers(&csrf))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.json()["sub"], "u7");
+
+    // In Redis: one record, under the hash of the id, sealed.
+    let mut connection = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("bff-web:session:*")
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys[0].contains(&id));
+    let sealed: Vec<u8> = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut connection)
+        .await
+        .expect("GET");
+    let dashboard = browser
+        .get(&format!("{b_base}/user-dashboard"), &headers(&csrf))
+        .await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.body);
+    let sent = b.upstreams.control().requests(Service::Users);
+    let bearer = sent.last().expect("a call").headers["authorization"]
+        .to_str()
+        .expect("ascii")
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    let window = |needle: &[u8]| sealed.windows(needle.len()).any(|w| w == needle);
+    assert!(!window(bearer.as_bytes()), "the access token is in clear");
+    assert!(
+        !window(b"u7") && !window(b"refresh"),
+        "the record is in clear"
+    );
+
+    // Past the refresh time, requests on both replicas at once: one
+    // refresh (a second use of the rotated refresh token would fail).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let sent_headers = headers(&csrf);
+    let urls: Vec<String> = (0..6)
+        .map(|i| {
+            let base = if i % 2 == 0 { &a.base } else { &b_base };
+            format!("{base}/user-dashboard")
+        })
+        .collect();
+    let replies =
+        futures_util::future::join_all(urls.iter().map(|url| browser.get(url, &sent_headers)))
+            .await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let after = |app: &TestApp| {
+        let calls = app.upstreams.control().requests(Service::Users);
+        calls.last().expect("a call").headers["authorization"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    assert_eq!(after(&a.app), after(&b));
+    assert_ne!(after(&b), format!("Bearer {bearer}"), "not refreshed");
+
+    // Logout on one replica ends the session on all.
+    let out = browser
+        .post_json(
+            &format!("{b_base}/auth/logout"),
+            &json!({}),
+            &headers(&csrf),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    let gone = browser
+        .get(&format!("{}/auth/user", a.base), &headers(&csrf))
+        .await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_mobile_bff_refuses_browser_sessions_and_the_web_one_checks_their_config() {
+    let load = |spec: bff_core::run::BffSpec, toml: &str| {
+        let config = bff_core::config::Config::load_unvalidated(&bff_core::config::ConfigSources {
+            defaults_toml: spec.default_config,
+            file: None,
+            env: false,
+            overrides_toml: Some(toml),
+        })
+        .expect("loads");
+        bff_core::run::assemble(spec, config, None).err()
+    };
+    let upstreams = "[upstreams.users]\nurl = \"http://127.0.0.1:9\"\n\
+         [upstreams.orders]\nurl = \"http://127.0.0.1:9\"\n\
+         [upstreams.notifications]\nurl = \"http://127.0.0.1:9\"\n\
+         [auth]\nhs256_secret = \"token-handler-test-secret-32-bytes-long\"\n";
+    let oidc = "[session.oidc]\nissuer = \"https://id.example.com\"\nclient_id = \"app\"\n\
+         client_secret = \"s\"\nredirect_url = \"https://app.example.com/auth/callback\"\n";
+    let refused = load(bff_mobile::SPEC, &format!("{upstreams}{oidc}")).expect("refused");
+    assert!(refused.contains("session.oidc"), "{refused}");
+    assert!(load(bff_web::SPEC, &format!("{upstreams}{oidc}")).is_none());
+    // Without the openid scope there is no ID token to check.
+    let no_openid = format!("{upstreams}{oidc}scopes = [\"profile\"]\n");
+    let refused = load(bff_web::SPEC, &no_openid).expect("refused");
+    assert!(refused.contains("session.oidc.scopes"), "{refused}");
+    // Sessions in Redis need their sealing key.
+    let in_redis =
+        format!("{upstreams}{oidc}[shared_state]\nredis_url = \"redis://127.0.0.1:9\"\n");
+    let refused = load(bff_web::SPEC, &in_redis).expect("refused");
+    assert!(refused.contains("session.encryption_key"), "{refused}");
 }
