@@ -26,6 +26,16 @@ use crate::upstream::{BadReply, BodyCheck, Endpoint, Parsed, UpstreamName, shape
 /// one states who may see its reply (`visible_if`).
 const CLIENT_VARS: [&str; 3] = ["path", "query", "headers"];
 
+/// Request headers an endpoint file may not read: the caller's credentials
+/// (a bearer token, the token handler's session cookie, an API key in the
+/// default header). The gateway authenticates the caller and sends its own.
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
 /// The variable a batched call's templates read its chunk of ids from.
 pub const IDS_VAR: &str = "ids";
 
@@ -275,9 +285,19 @@ pub fn compile(
         .headers
         .iter()
         .map(|name| {
-            HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
+            let header = HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
                 problems.at("request.headers", format!("`{name}` is not a header name"))
-            })
+            })?;
+            if CREDENTIAL_HEADERS.contains(&header.as_str()) {
+                return Err(problems.at(
+                    "request.headers",
+                    format!(
+                        "`{name}` carries the caller's credentials, which a screen never reads \
+                         nor passes on (the gateway authenticates and sends its own)"
+                    ),
+                ));
+            }
+            Ok(header)
         })
         .collect::<Result<_, _>>()?;
     if spec.timeout.is_some_and(|t| t.is_zero()) {

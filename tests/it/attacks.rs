@@ -867,3 +867,31 @@ mod token_handler {
         );
     }
 }
+
+#[test]
+fn an_endpoint_file_cannot_read_or_pass_on_the_callers_credentials() {
+    let contracts = bff_shop::CONTRACTS;
+    for header in [
+        "cookie",
+        "Authorization",
+        "proxy-authorization",
+        "x-api-key",
+    ] {
+        let file = format!(
+            "route = \"/leak\"\n[request]\nheaders = [\"{header}\"]\n\
+             [calls.me]\nupstream = \"users\"\npath = \"/users/{{$auth.sub}}\"\n\
+             [reply]\nshape = \"{{name: $me.name}}\"\n"
+        );
+        let refused = bff_core::declared::Declared::load(
+            &bff_core::config::EndpointsConfig::default(),
+            &[("leak.toml", file.as_str())],
+            contracts,
+        )
+        .expect_err("a credential header is refused at load");
+        let message = refused.to_string();
+        assert!(
+            message.contains("request.headers") && message.contains("credentials"),
+            "{header}: {message}"
+        );
+    }
+}
