@@ -132,20 +132,16 @@ impl IdempotencyRecords {
         in_flight.extend_from_slice(&fingerprint);
         let ttl = millis(self.0.config.in_flight_timeout);
         let existing: Option<Vec<u8>> = redis
-            .run("idempotency claim", |mut connection| {
-                let (redis_key, in_flight) = (&redis_key, &in_flight);
-                async move {
-                    redis::cmd("SET")
-                        .arg(redis_key)
-                        .arg(in_flight)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ttl)
-                        .arg("GET")
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .query(
+                "idempotency claim",
+                redis::cmd("SET")
+                    .arg(&redis_key)
+                    .arg(&in_flight)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("GET"),
+            )
             .await
             .ok()?;
         Some(match existing {
@@ -229,18 +225,14 @@ impl Pending {
             value.extend_from_slice(&self.fingerprint);
             value.extend_from_slice(&reply);
             let stored: Result<(), _> = redis
-                .run("idempotency record", |mut connection| {
-                    let (redis_key, value) = (&redis_key, &value);
-                    async move {
-                        redis::cmd("SET")
-                            .arg(redis_key)
-                            .arg(value)
-                            .arg("PX")
-                            .arg(millis(retention))
-                            .query_async(&mut connection)
-                            .await
-                    }
-                })
+                .query(
+                    "idempotency record",
+                    redis::cmd("SET")
+                        .arg(&redis_key)
+                        .arg(&value)
+                        .arg("PX")
+                        .arg(millis(retention)),
+                )
                 .await;
             if stored.is_ok() {
                 return;

@@ -404,18 +404,14 @@ impl Shared {
         let name = self.name(kind, key);
         let sealed = self.seal(&name, value).ok_or(())?;
         self.redis
-            .run("session write", |mut connection| {
-                let (name, sealed) = (&name, &sealed);
-                async move {
-                    redis::cmd("SET")
-                        .arg(name)
-                        .arg(sealed)
-                        .arg("PX")
-                        .arg(millis(ttl).max(1))
-                        .query_async::<()>(&mut connection)
-                        .await
-                }
-            })
+            .query::<()>(
+                "session write",
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(sealed)
+                    .arg("PX")
+                    .arg(millis(ttl).max(1)),
+            )
             .await
             .map_err(|_| ())
     }
@@ -428,21 +424,12 @@ impl Shared {
         renew: Option<Duration>,
     ) -> Option<T> {
         let name = self.name(kind, key);
-        let sealed: Option<Vec<u8>> = self
-            .redis
-            .run("session read", |mut connection| {
-                let name = &name;
-                async move {
-                    let mut command = redis::cmd("GETEX");
-                    command.arg(name);
-                    if let Some(ttl) = renew {
-                        command.arg("PX").arg(millis(ttl).max(1));
-                    }
-                    command.query_async(&mut connection).await
-                }
-            })
-            .await
-            .ok()?;
+        let mut command = redis::cmd("GETEX");
+        command.arg(&name);
+        if let Some(ttl) = renew {
+            command.arg("PX").arg(millis(ttl).max(1));
+        }
+        let sealed: Option<Vec<u8>> = self.redis.query("session read", &command).await.ok()?;
         self.open(&name, &sealed?)
     }
 
@@ -451,15 +438,7 @@ impl Shared {
         let name = self.name(kind, key);
         let sealed: Option<Vec<u8>> = self
             .redis
-            .run("session take", |mut connection| {
-                let name = &name;
-                async move {
-                    redis::cmd("GETDEL")
-                        .arg(name)
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .query("session take", redis::cmd("GETDEL").arg(&name))
             .await
             .ok()?;
         self.open(&name, &sealed?)
@@ -487,19 +466,15 @@ impl Shared {
             }
             let taken: Option<String> = self
                 .redis
-                .run("session lock", |mut connection| {
-                    let lock_name = &lock_name;
-                    async move {
-                        redis::cmd("SET")
-                            .arg(lock_name)
-                            .arg(1)
-                            .arg("NX")
-                            .arg("PX")
-                            .arg(millis(REFRESH_LOCK))
-                            .query_async(&mut connection)
-                            .await
-                    }
-                })
+                .query(
+                    "session lock",
+                    redis::cmd("SET")
+                        .arg(&lock_name)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(millis(REFRESH_LOCK)),
+                )
                 .await
                 .map_err(|_| unavailable())?;
             if taken.is_none() {
@@ -510,15 +485,7 @@ impl Shared {
             let result = self.refresh_locked(session, latest, provider).await;
             let _: Result<(), _> = self
                 .redis
-                .run("session unlock", |mut connection| {
-                    let lock_name = &lock_name;
-                    async move {
-                        redis::cmd("DEL")
-                            .arg(lock_name)
-                            .query_async(&mut connection)
-                            .await
-                    }
-                })
+                .query("session unlock", redis::cmd("DEL").arg(&lock_name))
                 .await;
             return result;
         }
@@ -540,18 +507,14 @@ impl Shared {
         // KEEPTTL: a refresh does not extend the session's idle clock.
         let written: Result<(), _> = self
             .redis
-            .run("session write", |mut connection| {
-                let (name, sealed) = (&name, &sealed);
-                async move {
-                    redis::cmd("SET")
-                        .arg(name)
-                        .arg(sealed)
-                        .arg("XX")
-                        .arg("KEEPTTL")
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .query(
+                "session write",
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(sealed)
+                    .arg("XX")
+                    .arg("KEEPTTL"),
+            )
             .await;
         if written.is_err() {
             tracing::warn!("a refreshed session could not be stored; other replicas refresh again");

@@ -16,15 +16,7 @@ impl Redis {
     pub async fn find_document(&self, hash: &str) -> Option<String> {
         let key = self.key("apq", hash);
         let document: Option<String> = self
-            .run("apq lookup", |mut connection| {
-                let key = &key;
-                async move {
-                    redis::cmd("GET")
-                        .arg(key)
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .query("apq lookup", redis::cmd("GET").arg(&key))
             .await
             .ok()?;
         document.filter(|document| document_hash(document) == hash)
@@ -37,18 +29,10 @@ impl Redis {
             .unwrap_or(u64::MAX)
             .max(1);
         let _: Result<(), _> = self
-            .run("apq register", |mut connection| {
-                let key = &key;
-                async move {
-                    redis::cmd("SET")
-                        .arg(key)
-                        .arg(document)
-                        .arg("PX")
-                        .arg(ttl)
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .query(
+                "apq register",
+                redis::cmd("SET").arg(&key).arg(document).arg("PX").arg(ttl),
+            )
             .await;
     }
 }

@@ -268,6 +268,18 @@ impl Redis {
         }
     }
 
+    /// Sends one command, as [`Self::run`] does.
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        command: &redis::Cmd,
+    ) -> Result<T, Unavailable> {
+        self.run(what, |mut connection| async move {
+            command.query_async(&mut connection).await
+        })
+        .await
+    }
+
     /// Marks the state degraded; logs only the change.
     fn degrade(&self, what: &str, why: &str) {
         if self.available.swap(false, Ordering::Relaxed) {
