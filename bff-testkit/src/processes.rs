@@ -127,11 +127,12 @@ impl Drop for RedisServer {
 /// The npm `oidc-provider` (panva's certified OpenID provider) on
 /// loopback, from `tests/oidc-provider/` (installed by `scripts/setup`):
 /// one confidential client, any user id a user, the development login and
-/// consent pages.
+/// consent pages, a signing key made at each start.
 #[derive(Debug)]
 pub struct OidcProvider {
     child: Child,
     port: u16,
+    env: Vec<(&'static str, String)>,
 }
 
 /// The client an [`OidcProvider`] registers.
@@ -149,30 +150,51 @@ impl OidcProvider {
     /// Starts one on a free port and waits until it answers.
     pub fn start(client: &OidcClient<'_>) -> io::Result<Self> {
         let port = free_port()?;
+        let env = vec![
+            ("PORT", port.to_string()),
+            ("CLIENT_ID", client.client_id.to_owned()),
+            ("CLIENT_SECRET", client.client_secret.to_owned()),
+            ("REDIRECT_URI", client.redirect_uri.to_owned()),
+            (
+                "POST_LOGOUT_REDIRECT_URI",
+                client.post_logout_redirect_uri.to_owned(),
+            ),
+            (
+                "ACCESS_TOKEN_TTL",
+                client.access_token_ttl.as_secs().max(1).to_string(),
+            ),
+        ];
+        let child = Self::spawn(port, &env)?;
+        Ok(Self { child, port, env })
+    }
+
+    fn spawn(port: u16, env: &[(&'static str, String)]) -> io::Result<Child> {
         let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/oidc-provider/server.js");
-        let child = spawn(
-            Command::new("node")
-                .arg(server)
-                .env("PORT", port.to_string())
-                .env("CLIENT_ID", client.client_id)
-                .env("CLIENT_SECRET", client.client_secret)
-                .env("REDIRECT_URI", client.redirect_uri)
-                .env("POST_LOGOUT_REDIRECT_URI", client.post_logout_redirect_uri)
-                .env(
-                    "ACCESS_TOKEN_TTL",
-                    client.access_token_ttl.as_secs().max(1).to_string(),
-                ),
-            "node (tests/oidc-provider)",
-        )?;
-        let provider = Self { child, port };
+        let mut command = Command::new("node");
+        command.arg(server);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = spawn(&mut command, "node (tests/oidc-provider)")?;
         if wait_until(Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         }) {
-            Ok(provider)
+            Ok(child)
         } else {
+            let _ = child.kill();
+            let _ = child.wait();
             Err(io::Error::other("oidc-provider did not start listening"))
         }
+    }
+
+    /// Stops it and starts it again on the same port: every session and
+    /// grant it had is gone, and it signs with a new key.
+    pub fn restart(&mut self) -> io::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, &self.env)?;
+        Ok(())
     }
 
     /// The issuer, `http://127.0.0.1:<port>`.

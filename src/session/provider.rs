@@ -7,7 +7,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
@@ -23,7 +26,6 @@ use openidconnect::{
     TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 use super::OidcConfig;
 use crate::config::{ConfigError, HttpUrl};
@@ -139,14 +141,19 @@ pub struct Provider {
     scopes: Vec<Scope>,
     post_logout: Option<HttpUrl>,
     http: Http,
-    discovered: OnceCell<Discovered>,
+    discovered: ArcSwapOption<Discovered>,
 }
+
+/// How long a copy of the discovery document (and key set) is used.
+const REDISCOVER_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 struct Discovered {
     client: DiscoveredClient,
     revocation: Option<RevocationUrl>,
     end_session: Option<url::Url>,
+    /// When it was read.
+    at: Instant,
 }
 
 impl Provider {
@@ -177,36 +184,49 @@ impl Provider {
                 .collect(),
             post_logout: config.post_logout_redirect_url.clone(),
             http: Http(http),
-            discovered: OnceCell::new(),
+            discovered: ArcSwapOption::empty(),
         })
     }
 
-    /// The provider's metadata and the client built from it: read once;
-    /// a failure is retried by the next call.
-    async fn discovered(&self) -> Result<&Discovered, ProviderError> {
-        self.discovered
-            .get_or_try_init(|| async {
-                let metadata = Metadata::discover_async(self.issuer.clone(), &self.http)
-                    .await
-                    .map_err(|e| ProviderError::Discovery(error_chain(&e)))?;
-                let extra = metadata.additional_metadata().clone();
-                let client = CoreClient::from_provider_metadata(
-                    metadata,
-                    self.client_id.clone(),
-                    Some(self.client_secret.clone()),
-                )
-                .set_redirect_uri(self.redirect.clone());
-                Ok(Discovered {
-                    client,
-                    revocation: extra
-                        .revocation_endpoint
-                        .and_then(|u| RevocationUrl::new(u).ok()),
-                    end_session: extra
-                        .end_session_endpoint
-                        .and_then(|u| url::Url::parse(&u).ok()),
-                })
-            })
+    /// The provider's metadata and the client built from it, read again
+    /// after [`REDISCOVER_AFTER`] (its keys rotate); while the provider
+    /// cannot be read, the last good copy serves.
+    async fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
+        if let Some(known) = self.discovered.load_full()
+            && known.at.elapsed() < REDISCOVER_AFTER
+        {
+            return Ok(known);
+        }
+        match self.discover().await {
+            Ok(fresh) => Ok(fresh),
+            Err(error) => self.discovered.load_full().ok_or(error),
+        }
+    }
+
+    /// Reads the discovery document (and its key set) now.
+    async fn discover(&self) -> Result<Arc<Discovered>, ProviderError> {
+        let metadata = Metadata::discover_async(self.issuer.clone(), &self.http)
             .await
+            .map_err(|e| ProviderError::Discovery(error_chain(&e)))?;
+        let extra = metadata.additional_metadata().clone();
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            self.client_id.clone(),
+            Some(self.client_secret.clone()),
+        )
+        .set_redirect_uri(self.redirect.clone());
+        let discovered = Arc::new(Discovered {
+            client,
+            revocation: extra
+                .revocation_endpoint
+                .and_then(|u| RevocationUrl::new(u).ok()),
+            end_session: extra
+                .end_session_endpoint
+                .and_then(|u| url::Url::parse(&u).ok()),
+            at: Instant::now(),
+        });
+        self.discovered.store(Some(discovered.clone()));
+        Ok(discovered)
     }
 
     /// Where to send the browser to log in: PKCE S256, a fresh state and
@@ -253,9 +273,19 @@ impl Provider {
         let id_token = response
             .id_token()
             .ok_or_else(|| ProviderError::IdToken("the token response has none".into()))?;
+        let nonce = Nonce::new(nonce.to_owned());
+        // A token signed with a key newer than the copy of the key set: read
+        // the provider again, once, and check with its current keys.
+        let checks = id_token
+            .claims(&discovered.client.id_token_verifier(), &nonce)
+            .is_ok();
+        let discovered = match checks {
+            true => discovered,
+            false => self.discover().await.unwrap_or(discovered),
+        };
         let verifier = discovered.client.id_token_verifier();
         let claims = id_token
-            .claims(&verifier, &Nonce::new(nonce.to_owned()))
+            .claims(&verifier, &nonce)
             .map_err(|e| ProviderError::IdToken(error_chain(&e)))?;
         if let Some(expected) = claims.access_token_hash() {
             let signing = id_token
@@ -275,10 +305,18 @@ impl Provider {
         let subject = claims.subject().as_str().to_owned();
         let mut public_claims =
             serde_json::to_value(claims).map_err(|e| ProviderError::IdToken(e.to_string()))?;
-        self.add_user_info(discovered, &response, claims.subject(), &mut public_claims)
+        self.add_user_info(&discovered, &response, claims.subject(), &mut public_claims)
             .await;
+        let mut tokens = tokens_of(&response);
+        // RFC 6749 §5.1: a response without `scope` granted what was asked.
+        tokens.scope.get_or_insert_with(|| {
+            std::iter::once("openid")
+                .chain(self.scopes.iter().map(|s| s.as_str()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         Ok(LoggedIn {
-            tokens: tokens_of(&response),
+            tokens,
             subject,
             claims: public_claims,
             id_token: id_token.to_string(),

@@ -699,3 +699,23 @@ async fn the_mobile_bff_refuses_browser_sessions_and_the_web_one_checks_their_co
     let refused = load(bff_web::SPEC, &in_redis).expect("refused");
     assert!(refused.contains("session.encryption_key"), "{refused}");
 }
+
+#[tokio::test]
+async fn a_provider_that_rotated_its_signing_key_is_read_again() {
+    let mut flow = Flow::start(Duration::from_secs(3600)).await;
+    let browser = Browser::new();
+    assert_eq!(
+        browser.log_in(&flow, "u8", "/").await.status,
+        StatusCode::OK
+    );
+    // A new key (and nothing of its old state): the BFF's copy of the key
+    // set no longer has the key the next ID token is signed with.
+    flow.provider.restart().expect("oidc-provider restarts");
+    let again = Browser::new();
+    let landed = again.log_in(&flow, "u8", "/").await;
+    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+    let me = again
+        .get(&format!("{}/auth/user", flow.base), &headers(&csrf(&flow)))
+        .await;
+    assert_eq!(me.json()["sub"], "u8");
+}

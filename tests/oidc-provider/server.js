@@ -8,6 +8,10 @@
 //   PORT                 port on 127.0.0.1 (required)
 //   CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI
 //   ACCESS_TOKEN_TTL     seconds an access token lives (default 3600)
+//
+// Its ID tokens are signed with an RSA key made at start, so a restarted
+// provider has rotated its keys.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const env = (name, fallback) => {
@@ -22,7 +26,11 @@ const env = (name, fallback) => {
 const port = Number(env('PORT'));
 const issuer = `http://127.0.0.1:${port}`;
 
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+
 const provider = new Provider(issuer, {
+  jwks: { keys: [signingKey] },
   clients: [
     {
       client_id: env('CLIENT_ID'),
