@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -59,6 +59,14 @@ async fn admitted(auth: &Auth, request: &Parts) -> Result<(), Response> {
     admit_ip(&auth.limits, client_ip_of(&request.extensions))
         .await
         .map_err(IntoResponse::into_response)
+}
+
+/// The per-IP quota, then the CSRF rules of a request by cookie.
+async fn admitted_from_the_app(auth: &Auth, request: &Parts) -> Result<(), Response> {
+    admitted(auth, request).await?;
+    auth.handler
+        .check_csrf(&request.method, &request.headers)
+        .map_err(|refused| no_store(refused.into_response()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,13 +257,10 @@ fn continue_page(return_to: &str) -> String {
 /// its refresh token is revoked, and the reply names the provider's
 /// end-session URL for the app to navigate to.
 async fn logout(State(auth): State<Auth>, request: Parts) -> Response {
-    if let Err(refused) = admitted(&auth, &request).await {
+    if let Err(refused) = admitted_from_the_app(&auth, &request).await {
         return refused;
     }
     let handler = &auth.handler;
-    if let Err(refused) = handler.check_csrf(&Method::POST, &request.headers) {
-        return no_store(refused.into_response());
-    }
     let ended = match cookie::find(&request.headers, &handler.cookie_name) {
         Some(id) => handler.sessions.remove(id).await,
         None => None,
@@ -280,13 +285,10 @@ async fn logout(State(auth): State<Auth>, request: Parts) -> Response {
 
 /// `GET /auth/user` (cookie, `X-CSRF`): who is logged in, and until when.
 async fn user(State(auth): State<Auth>, request: Parts) -> Response {
-    if let Err(refused) = admitted(&auth, &request).await {
+    if let Err(refused) = admitted_from_the_app(&auth, &request).await {
         return refused;
     }
     let handler = &auth.handler;
-    if let Err(refused) = handler.check_csrf(&Method::GET, &request.headers) {
-        return no_store(refused.into_response());
-    }
     let session = match cookie::find(&request.headers, &handler.cookie_name) {
         Some(id) => handler.sessions.find(id).await,
         None => None,
