@@ -261,11 +261,6 @@ impl RateLimiter {
         (self.per_second, self.burst)
     }
 
-    /// The quota's burst: what `RateLimit-Limit` advertises.
-    pub fn limit(&self) -> u32 {
-        self.burst.get()
-    }
-
     /// Keys currently held in this process.
     pub fn tracked_keys(&self) -> usize {
         self.local.len()

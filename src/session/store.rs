@@ -330,8 +330,11 @@ impl Sessions {
         session: &Session,
         provider: &Provider,
     ) -> Result<String, ProviderError> {
-        if !session.record().needs_refresh() {
-            return Ok(session.record().access_token.clone());
+        {
+            let record = session.record();
+            if !record.needs_refresh() {
+                return Ok(record.access_token.clone());
+            }
         }
         let gate = lock(&self.gates)
             .get_or_insert(session.key, Arc::default)

@@ -235,11 +235,6 @@ impl Redis {
         self.replicas_hint
     }
 
-    /// How long a registered persisted query is kept.
-    pub fn apq_ttl(&self) -> Duration {
-        self.apq_ttl
-    }
-
     /// Whether commands are sent (false while degraded).
     pub fn is_available(&self) -> bool {
         self.available.load(Ordering::Relaxed)

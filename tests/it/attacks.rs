@@ -746,8 +746,7 @@ mod token_handler {
     async fn logged_in(user: &str) -> (Flow, Browser) {
         let flow = Flow::start(Duration::from_secs(3600)).await;
         let browser = Browser::new();
-        let landed = browser.log_in(&flow, user, "/").await;
-        assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+        browser.session(&flow, user).await;
         (flow, browser)
     }
 
@@ -813,19 +812,10 @@ mod token_handler {
         // The attacker logs in and plants their own session id in the
         // victim's browser.
         let attacker = Browser::new();
-        assert_eq!(
-            attacker.log_in(&flow, "u3", "/").await.status,
-            StatusCode::OK
-        );
-        let planted = attacker
-            .cookie(&flow.base, SESSION_COOKIE)
-            .expect("a session");
+        let planted = attacker.session(&flow, "u3").await;
         let victim = Browser::new();
         victim.plant(&flow.base, SESSION_COOKIE, &planted);
-        assert_eq!(victim.log_in(&flow, "u4", "/").await.status, StatusCode::OK);
-        let own = victim
-            .cookie(&flow.base, SESSION_COOKIE)
-            .expect("a session");
+        let own = victim.session(&flow, "u4").await;
         assert_ne!(own, planted, "the login kept a session id from before it");
         let csrf = csrf(&flow);
         let me = victim

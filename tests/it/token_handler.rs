@@ -291,6 +291,14 @@ impl Browser {
         let callback = self.through_the_provider(&start.location(), user).await;
         self.get(&callback, &[]).await
     }
+
+    /// Logs in as `user` (back to `/`) and returns the session cookie's id.
+    pub async fn session(&self, flow: &Flow, user: &str) -> String {
+        let landed = self.log_in(flow, user, "/").await;
+        assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+        self.cookie(&flow.base, SESSION_COOKIE)
+            .expect("a session cookie")
+    }
 }
 
 fn absolute(base: &str, reference: &str) -> String {
@@ -401,8 +409,7 @@ async fn concurrent_requests_share_one_refresh_of_an_expiring_token() {
     // Tokens of 32 s are refreshed 30 s before they expire: 2 s from now.
     let flow = Flow::start(Duration::from_secs(32)).await;
     let browser = Browser::new();
-    let landed = browser.log_in(&flow, "u2", "/").await;
-    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+    browser.session(&flow, "u2").await;
     let csrf = csrf(&flow);
     let first = browser
         .get(&format!("{}/user-dashboard", flow.base), &headers(&csrf))
@@ -440,13 +447,7 @@ async fn concurrent_requests_share_one_refresh_of_an_expiring_token() {
 async fn logout_ends_the_session_and_names_the_providers_end_session_url() {
     let flow = Flow::start(Duration::from_secs(3600)).await;
     let browser = Browser::new();
-    assert_eq!(
-        browser.log_in(&flow, "u3", "/").await.status,
-        StatusCode::OK
-    );
-    let old = browser
-        .cookie(&flow.base, SESSION_COOKIE)
-        .expect("a session");
+    let old = browser.session(&flow, "u3").await;
     let csrf = csrf(&flow);
     // Logout is a mutation: X-CSRF and the app's origin.
     let forged = browser
@@ -536,10 +537,7 @@ async fn a_refresh_that_fails_ends_the_session() {
     // Tokens of 31 s are refreshed 30 s before they expire: 1 s from now.
     let flow = Flow::start(Duration::from_secs(31)).await;
     let browser = Browser::new();
-    assert_eq!(
-        browser.log_in(&flow, "u6", "/").await.status,
-        StatusCode::OK
-    );
+    browser.session(&flow, "u6").await;
     let csrf = csrf(&flow);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let Flow {
@@ -581,8 +579,7 @@ async fn sessions_in_redis_serve_every_replica_sealed_and_refresh_once_across_th
         .await;
     let b_base = format!("http://{}", b.addr());
     let browser = Browser::new();
-    assert_eq!(browser.log_in(&a, "u7", "/").await.status, StatusCode::OK);
-    let id = browser.cookie(&a.base, SESSION_COOKIE).expect("a session");
+    let id = browser.session(&a, "u7").await;
     // The same browser reaching another replica (behind one load balancer).
     browser.plant(&b_base, SESSION_COOKIE, &id);
     let csrf = csrf(&a);
@@ -704,10 +701,7 @@ async fn the_mobile_bff_refuses_browser_sessions_and_the_web_one_checks_their_co
 async fn a_provider_that_rotated_its_signing_key_is_read_again() {
     let mut flow = Flow::start(Duration::from_secs(3600)).await;
     let browser = Browser::new();
-    assert_eq!(
-        browser.log_in(&flow, "u8", "/").await.status,
-        StatusCode::OK
-    );
+    browser.session(&flow, "u8").await;
     // A new key (and nothing of its old state): the BFF's copy of the key
     // set no longer has the key the next ID token is signed with.
     flow.provider.restart().expect("oidc-provider restarts");
